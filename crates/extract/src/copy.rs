@@ -1,0 +1,30 @@
+//! Copy the objects of one partition to a landing location, with sizes and checksums.
+
+use serde::Serialize;
+
+use crate::source::SourceObject;
+use crate::{ExtractError, Storage};
+
+/// What one copied object became.
+#[derive(Debug, Clone, Serialize)]
+pub struct Copied {
+    pub source: String,
+    pub dest: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// Copy `objects` under `dest`, each keeping its file name. Each put is atomic (readers of
+/// `dest` never see half an object); an existing object with the same name is replaced.
+pub fn copy_objects(objects: &[SourceObject], dest: &Storage) -> Result<Vec<Copied>, ExtractError> {
+    let mut out = Vec::with_capacity(objects.len());
+    for obj in objects {
+        let raw = obj.fetch()?;
+        let name = raw.object.uri.rsplit('/').next().unwrap_or("object").to_string();
+        let size = raw.bytes.len() as u64;
+        dest.put(&name, raw.bytes)?;
+        tracing::info!(source = %raw.object.uri, dest = %dest.uri_of(&name), size, "copied");
+        out.push(Copied { source: raw.object.uri, dest: dest.uri_of(&name), size, sha256: raw.sha256 });
+    }
+    Ok(out)
+}

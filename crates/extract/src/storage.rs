@@ -1,0 +1,146 @@
+//! [`Storage`]: blocking access to one location's objects through `Arc<dyn ObjectStore>`.
+//!
+//! sluice's stages run on plain threads; this facade owns a small current-thread tokio
+//! runtime and blocks on each call, so callers never see async. Every path given to a
+//! method is relative to the storage root.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use tokio::runtime::Runtime;
+
+use crate::{ExtractError, Location};
+
+/// Whether a put-if-absent created the object or found one already there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    Created,
+    AlreadyExists,
+}
+
+#[derive(Debug, Clone)]
+pub struct Storage {
+    root: Location,
+    rt: Arc<Runtime>,
+}
+
+impl Storage {
+    pub fn open(uri: &str, base: Option<&std::path::Path>) -> Result<Self, ExtractError> {
+        Self::new(Location::parse(uri, base)?)
+    }
+
+    pub fn new(root: Location) -> Result<Self, ExtractError> {
+        let rt = tokio::runtime::Builder::new_current_thread().build()?;
+        Ok(Storage { root, rt: Arc::new(rt) })
+    }
+
+    /// The root URI, as given (normalised).
+    pub fn uri(&self) -> &str {
+        self.root.uri.trim_end_matches('/')
+    }
+
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.root.store
+    }
+
+    /// The full store path of a root-relative path.
+    pub fn full_path(&self, rel: &str) -> Path {
+        let mut p = self.root.path.clone();
+        for part in rel.split('/').filter(|s| !s.is_empty()) {
+            p = p.clone().join(part);
+        }
+        p
+    }
+
+    /// The URI a plain reader (Polars, DuckDB, pyarrow) opens for a root-relative path.
+    pub fn uri_of(&self, rel: &str) -> String {
+        self.root.uri_of(&self.full_path(rel))
+    }
+
+    pub fn get(&self, rel: &str) -> Result<Bytes, ExtractError> {
+        let path = self.full_path(rel);
+        self.rt
+            .block_on(async { self.root.store.get(&path).await?.bytes().await })
+            .map_err(|e| ExtractError::store(self.uri_of(rel), e))
+    }
+
+    /// Read an object if it exists.
+    pub fn get_opt(&self, rel: &str) -> Result<Option<Bytes>, ExtractError> {
+        match self.get(rel) {
+            Ok(b) => Ok(Some(b)),
+            Err(ExtractError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn head(&self, rel: &str) -> Result<ObjectMeta, ExtractError> {
+        let path = self.full_path(rel);
+        self.rt
+            .block_on(self.root.store.head(&path))
+            .map_err(|e| ExtractError::store(self.uri_of(rel), e))
+    }
+
+    pub fn exists(&self, rel: &str) -> Result<bool, ExtractError> {
+        match self.head(rel) {
+            Ok(_) => Ok(true),
+            Err(ExtractError::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Write (or replace) an object. Data files are never replaced: they live under paths
+    /// unique to their run; this is for those and for scratch objects.
+    pub fn put(&self, rel: &str, data: Bytes) -> Result<(), ExtractError> {
+        let path = self.full_path(rel);
+        self.rt
+            .block_on(self.root.store.put(&path, PutPayload::from(data)))
+            .map(|_| ())
+            .map_err(|e| ExtractError::store(self.uri_of(rel), e))
+    }
+
+    /// Create an object only if nothing is at `rel` yet (create-new on local disk,
+    /// `If-None-Match: *` on S3 and Azure). Exactly one of two racing writers gets `Created`.
+    pub fn put_if_absent(&self, rel: &str, data: Bytes) -> Result<PutOutcome, ExtractError> {
+        let path = self.full_path(rel);
+        let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
+        match self.rt.block_on(self.root.store.put_opts(&path, PutPayload::from(data), opts)) {
+            Ok(_) => Ok(PutOutcome::Created),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(PutOutcome::AlreadyExists),
+            Err(e) => Err(ExtractError::store(self.uri_of(rel), e)),
+        }
+    }
+
+    /// Every object under a root-relative prefix, sorted by path. Paths returned are
+    /// root-relative.
+    pub fn list(&self, rel_prefix: &str) -> Result<Vec<(String, ObjectMeta)>, ExtractError> {
+        let prefix = self.full_path(rel_prefix);
+        let root = self.root.path.as_ref().to_string();
+        let mut metas: Vec<ObjectMeta> = match self
+            .rt
+            .block_on(self.root.store.list(Some(&prefix)).try_collect::<Vec<_>>())
+        {
+            Ok(m) => m,
+            Err(object_store::Error::NotFound { .. }) => Vec::new(),
+            Err(e) => return Err(ExtractError::store(self.uri_of(rel_prefix), e)),
+        };
+        metas.sort_by(|a, b| a.location.cmp(&b.location));
+        Ok(metas
+            .into_iter()
+            .map(|m| {
+                let full = m.location.as_ref();
+                let rel = full.strip_prefix(root.as_str()).unwrap_or(full).trim_start_matches('/').to_string();
+                (rel, m)
+            })
+            .collect())
+    }
+
+    pub fn delete(&self, rel: &str) -> Result<(), ExtractError> {
+        let path = self.full_path(rel);
+        self.rt
+            .block_on(self.root.store.delete(&path))
+            .map_err(|e| ExtractError::store(self.uri_of(rel), e))
+    }
+}

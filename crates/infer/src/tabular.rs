@@ -1,0 +1,258 @@
+//! A tabular MLP: named numeric and categorical inputs -> one probability.
+//!
+//! `config.json` declares the inputs in order, each numeric input with its training mean and
+//! standard deviation (missing values score as the mean), each categorical input with its
+//! vocabulary (one-hot, plus one slot for unknown or missing values). `model.safetensors`
+//! holds `layers.{i}.weight` / `layers.{i}.bias`; ReLU between layers, sigmoid at the end.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Module, Tensor};
+use candle_nn::Linear;
+use serde::{Deserialize, Serialize};
+
+use crate::InferError;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum InputKind {
+    Numeric { mean: f32, std: f32 },
+    Categorical { vocab: Vec<String> },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InputSpec {
+    pub name: String,
+    #[serde(flatten)]
+    pub kind: InputKind,
+}
+
+impl InputSpec {
+    /// Width of this input in the encoded vector.
+    pub fn width(&self) -> usize {
+        match &self.kind {
+            InputKind::Numeric { .. } => 1,
+            InputKind::Categorical { vocab } => vocab.len() + 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MlpConfig {
+    /// Always `tabular_mlp`.
+    pub model_type: String,
+    pub inputs: Vec<InputSpec>,
+    /// Hidden layer widths.
+    pub hidden: Vec<usize>,
+    /// Name of the output column the model produces.
+    pub output: String,
+    /// Free-form facts about how the model was made (data, seed, metrics).
+    #[serde(default)]
+    pub training: serde_json::Value,
+}
+
+impl MlpConfig {
+    pub fn input_width(&self) -> usize {
+        self.inputs.iter().map(InputSpec::width).sum()
+    }
+}
+
+/// The values of one input column. Numeric: NaN means missing. Categorical: `None` is
+/// missing; numbers are given as their decimal text.
+#[derive(Debug, Clone)]
+pub enum FeatureValues {
+    Numeric(Vec<f32>),
+    Categorical(Vec<Option<String>>),
+}
+
+impl FeatureValues {
+    pub fn len(&self) -> usize {
+        match self {
+            FeatureValues::Numeric(v) => v.len(),
+            FeatureValues::Categorical(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Named feature columns of equal length.
+#[derive(Debug, Clone, Default)]
+pub struct TabularBatch {
+    pub columns: Vec<(String, FeatureValues)>,
+}
+
+impl TabularBatch {
+    pub fn rows(&self) -> usize {
+        self.columns.first().map_or(0, |(_, v)| v.len())
+    }
+
+    fn get(&self, name: &str) -> Result<&FeatureValues, InferError> {
+        self.columns
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v)
+            .ok_or_else(|| InferError::BadInput { name: name.to_string(), reason: "column not in the batch".into() })
+    }
+
+    /// Encode into a row-major `rows x input_width` matrix as the model expects.
+    pub fn encode(&self, inputs: &[InputSpec]) -> Result<Vec<f32>, InferError> {
+        let rows = self.rows();
+        let width: usize = inputs.iter().map(InputSpec::width).sum();
+        let mut out = vec![0f32; rows * width];
+        let mut offset = 0;
+        for spec in inputs {
+            let values = self.get(&spec.name)?;
+            if values.len() != rows {
+                return Err(InferError::BadInput {
+                    name: spec.name.clone(),
+                    reason: format!("{} values for {rows} rows", values.len()),
+                });
+            }
+            match (&spec.kind, values) {
+                (InputKind::Numeric { mean, std }, FeatureValues::Numeric(v)) => {
+                    let scale = if *std > 0.0 { 1.0 / std } else { 1.0 };
+                    for (r, x) in v.iter().enumerate() {
+                        out[r * width + offset] = if x.is_finite() { (x - mean) * scale } else { 0.0 };
+                    }
+                }
+                (InputKind::Categorical { vocab }, FeatureValues::Categorical(v)) => {
+                    let index: HashMap<&str, usize> = vocab.iter().enumerate().map(|(i, s)| (s.as_str(), i)).collect();
+                    for (r, x) in v.iter().enumerate() {
+                        let slot = x.as_deref().and_then(|s| index.get(s).copied()).unwrap_or(vocab.len());
+                        out[r * width + offset + slot] = 1.0;
+                    }
+                }
+                (kind, _) => {
+                    return Err(InferError::BadInput {
+                        name: spec.name.clone(),
+                        reason: format!(
+                            "expected {} values",
+                            if matches!(kind, InputKind::Numeric { .. }) { "numeric" } else { "categorical" }
+                        ),
+                    })
+                }
+            }
+            offset += spec.width();
+        }
+        Ok(out)
+    }
+}
+
+/// A loaded MLP, ready to score batches on its device.
+#[derive(Debug, Clone)]
+pub struct TabularModel {
+    config: MlpConfig,
+    layers: Vec<Linear>,
+    device: Device,
+    id: String,
+}
+
+impl TabularModel {
+    pub fn load(dir: &Path, device: &Device) -> Result<Self, InferError> {
+        let id = crate::model_id(dir)?;
+        let config_path = dir.join("config.json");
+        let text = std::fs::read_to_string(&config_path)
+            .map_err(|source| InferError::MissingFile { path: config_path.clone(), source })?;
+        let config: MlpConfig = serde_json::from_str(&text)
+            .map_err(|e| InferError::BadConfig { path: config_path.clone(), reason: e.to_string() })?;
+        if config.model_type != "tabular_mlp" {
+            return Err(InferError::BadConfig {
+                path: config_path,
+                reason: format!("model_type is '{}', expected 'tabular_mlp'", config.model_type),
+            });
+        }
+        let weights_path = dir.join("model.safetensors");
+        let tensors = candle_core::safetensors::load(&weights_path, device)?;
+        let layers = Self::layers_from(&config, &tensors, &weights_path)?;
+        Ok(TabularModel { config, layers, device: device.clone(), id })
+    }
+
+    pub(crate) fn layers_from(
+        config: &MlpConfig,
+        tensors: &HashMap<String, Tensor>,
+        path: &Path,
+    ) -> Result<Vec<Linear>, InferError> {
+        let dims: Vec<usize> =
+            std::iter::once(config.input_width()).chain(config.hidden.iter().copied()).chain(std::iter::once(1)).collect();
+        let mut layers = Vec::new();
+        for (i, pair) in dims.windows(2).enumerate() {
+            let get = |suffix: &str| -> Result<Tensor, InferError> {
+                let name = format!("layers.{i}.{suffix}");
+                let t = tensors.get(&name).ok_or_else(|| InferError::BadConfig {
+                    path: PathBuf::from(path),
+                    reason: format!("tensor '{name}' missing"),
+                })?;
+                Ok(t.to_dtype(DType::F32)?)
+            };
+            let (w, b) = (get("weight")?, get("bias")?);
+            if w.dims() != [pair[1], pair[0]] {
+                return Err(InferError::BadConfig {
+                    path: PathBuf::from(path),
+                    reason: format!("layers.{i}.weight has shape {:?}, config implies [{}, {}]", w.dims(), pair[1], pair[0]),
+                });
+            }
+            layers.push(Linear::new(w, Some(b)));
+        }
+        Ok(layers)
+    }
+
+    pub(crate) fn from_parts(config: MlpConfig, layers: Vec<Linear>, device: Device) -> Self {
+        TabularModel { config, layers, device, id: String::new() }
+    }
+
+    pub fn config(&self) -> &MlpConfig {
+        &self.config
+    }
+
+    /// sha256 of the model's files.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub(crate) fn logits(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let mut h = x.clone();
+        for (i, layer) in self.layers.iter().enumerate() {
+            h = layer.forward(&h)?;
+            if i + 1 < self.layers.len() {
+                h = h.relu()?;
+            }
+        }
+        h.squeeze(1)
+    }
+
+    /// P(positive) for every row of the batch, in order.
+    pub fn predict(&self, batch: &TabularBatch) -> Result<Vec<f32>, InferError> {
+        let rows = batch.rows();
+        if rows == 0 {
+            return Ok(Vec::new());
+        }
+        let x = Tensor::from_vec(batch.encode(&self.config.inputs)?, (rows, self.config.input_width()), &self.device)?;
+        let p = candle_nn::ops::sigmoid(&self.logits(&x)?)?;
+        Ok(p.to_vec1::<f32>()?)
+    }
+}
+
+impl TabularModel {
+    /// Record how the model was made in its config's `training` field.
+    pub fn with_training_facts(mut self, facts: serde_json::Value) -> Self {
+        self.config.training = facts;
+        self
+    }
+
+    /// The weights by name, as saved in `model.safetensors`.
+    pub fn tensors(&self) -> HashMap<String, Tensor> {
+        let mut out = HashMap::new();
+        for (i, l) in self.layers.iter().enumerate() {
+            out.insert(format!("layers.{i}.weight"), l.weight().clone());
+            if let Some(b) = l.bias() {
+                out.insert(format!("layers.{i}.bias"), b.clone());
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,109 @@
+//! sluice's error type and its mapping to exit codes (a contract with cron and Airflow).
+
+use sluice_extract::ExtractError;
+use sluice_infer::InferError;
+use sluice_transform::TransformError;
+use thiserror::Error;
+
+use crate::runtime::{RuntimeError, StageError};
+
+/// Exit codes: 0 success (or already up to date), 99 nothing to do, 2 usage or pipeline-file
+/// error, 3 bad input beyond the allowed threshold, 4 commit conflict, 1 anything else.
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const OTHER: u8 = 1;
+    pub const USAGE: u8 = 2;
+    pub const BAD_INPUT: u8 = 3;
+    pub const CONFLICT: u8 = 4;
+    pub const NOTHING_TO_DO: u8 = 99;
+}
+
+#[derive(Debug, Error)]
+pub enum SluiceError {
+    /// Every problem found in a pipeline file, one per line.
+    #[error("{path}: {} error(s):\n{}", errors.len(), errors.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n"))]
+    Pipeline { path: String, errors: Vec<String> },
+    #[error("{0}")]
+    Usage(String),
+    #[error("no input for partition {partition}: nothing at {uri}")]
+    NoInput { partition: String, uri: String },
+    #[error("bad input: {0}")]
+    BadInput(String),
+    #[error("partition {partition}: {quarantined} of {rows} rows quarantined ({fraction:.2}%), above the pipeline's limit of {limit:.2}%; see {file}")]
+    TooManyBadRows { partition: String, rows: u64, quarantined: u64, fraction: f64, limit: f64, file: String },
+    #[error("commit conflict on {dataset}: {reason}")]
+    Conflict { dataset: String, reason: String },
+    #[error("{0}")]
+    Store(String),
+    #[error(transparent)]
+    Extract(#[from] ExtractError),
+    #[error(transparent)]
+    Transform(#[from] TransformError),
+    #[error(transparent)]
+    Infer(#[from] InferError),
+    #[error("{0}")]
+    Stage(Box<StageError<SluiceError>>),
+    #[error("a stage panicked: {0}")]
+    Panic(String),
+    #[error("injected failure in stage '{0}' (SLUICE_FAIL_STAGE)")]
+    Injected(String),
+    #[error("cancelled (signal received); nothing was published")]
+    Cancelled,
+    #[error("{context}: {message}")]
+    Other { context: String, message: String },
+}
+
+impl SluiceError {
+    pub fn other(context: impl Into<String>, message: impl std::fmt::Display) -> Self {
+        SluiceError::Other { context: context.into(), message: message.to_string() }
+    }
+
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            SluiceError::Pipeline { .. } | SluiceError::Usage(_) => exit::USAGE,
+            SluiceError::NoInput { .. } => exit::NOTHING_TO_DO,
+            SluiceError::BadInput(_) | SluiceError::TooManyBadRows { .. } => exit::BAD_INPUT,
+            SluiceError::Transform(e) => match e {
+                TransformError::MissingColumn { .. }
+                | TransformError::EmptyFile { .. }
+                | TransformError::BadRow { .. }
+                | TransformError::BadValue { .. }
+                | TransformError::Csv { .. } => exit::BAD_INPUT,
+                _ => exit::OTHER,
+            },
+            SluiceError::Conflict { .. } => exit::CONFLICT,
+            SluiceError::Stage(s) => s.error.exit_code(),
+            _ => exit::OTHER,
+        }
+    }
+
+    /// `failed`, or `skipped` for "nothing to do".
+    pub fn status(&self) -> &'static str {
+        if self.exit_code() == exit::NOTHING_TO_DO {
+            "skipped"
+        } else {
+            "failed"
+        }
+    }
+}
+
+impl RuntimeError for SluiceError {
+    fn panicked(message: String) -> Self {
+        SluiceError::Panic(message)
+    }
+    fn injected(stage: &str) -> Self {
+        SluiceError::Injected(stage.to_string())
+    }
+    fn cancelled() -> Self {
+        SluiceError::Cancelled
+    }
+}
+
+impl From<StageError<SluiceError>> for SluiceError {
+    fn from(e: StageError<SluiceError>) -> Self {
+        match e.error {
+            SluiceError::Cancelled => SluiceError::Cancelled,
+            _ => SluiceError::Stage(Box::new(e)),
+        }
+    }
+}

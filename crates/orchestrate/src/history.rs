@@ -1,0 +1,170 @@
+//! Reading a dataset's history and re-pointing it: `versions`, `show`, `rollback`.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::job::{PartitionSummary, RunSummary};
+use crate::store::{self, Commit, Dataset, Operation, PartitionVersion, Snapshot};
+use crate::SluiceError;
+
+/// One line of `sluice versions`: a partition's entry in a commit.
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryEntry {
+    pub commit: u64,
+    pub timestamp: DateTime<Utc>,
+    pub operation: Operation,
+    pub run_id: String,
+    pub partition: String,
+    /// `None`: the commit removed the partition.
+    pub version: Option<String>,
+    pub rows: Option<u64>,
+    /// For rollbacks: the version replaced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous: Option<String>,
+}
+
+pub fn history(log: &[Commit], partition: Option<&str>) -> Vec<HistoryEntry> {
+    let mut out = Vec::new();
+    for c in log {
+        for (p, v) in &c.partitions {
+            if partition.is_some_and(|want| want != p) {
+                continue;
+            }
+            out.push(HistoryEntry {
+                commit: c.commit,
+                timestamp: c.timestamp,
+                operation: c.operation.clone(),
+                run_id: c.run_id.clone(),
+                partition: p.clone(),
+                version: v.as_ref().map(|v| v.version.clone()),
+                rows: v.as_ref().map(|v| v.rows),
+                previous: c.previous.get(p).cloned().flatten(),
+            });
+        }
+    }
+    out
+}
+
+/// Where to time-travel to: a commit number or an RFC 3339 time.
+pub fn snapshot_as_of(ds: &Dataset, as_of: Option<&str>) -> Result<Snapshot, SluiceError> {
+    match as_of {
+        None => ds.snapshot(None),
+        Some(s) => match s.parse::<u64>() {
+            Ok(n) => ds.snapshot(Some(n)),
+            Err(_) => {
+                let t = DateTime::parse_from_rfc3339(s)
+                    .map_err(|e| SluiceError::Usage(format!("--as-of '{s}': not a commit number or an RFC 3339 time ({e})")))?;
+                ds.snapshot_at(t.with_timezone(&Utc))
+            }
+        },
+    }
+}
+
+/// What to roll back.
+#[derive(Debug, Clone)]
+pub enum RollbackTarget {
+    /// Re-point one partition to an earlier version: a version id, or the commit number
+    /// whose state to take it from.
+    Partition { partition: String, to: String },
+    /// Undo everything one run published (partitions it created are removed).
+    Run { run_id: String },
+}
+
+pub fn rollback(ds: &Dataset, target: &RollbackTarget, command: &[String]) -> Result<RunSummary, SluiceError> {
+    let started = std::time::Instant::now();
+    let log = ds.log()?;
+    let snap = store::fold(&log, None);
+    let mut changes: BTreeMap<String, Option<PartitionVersion>> = BTreeMap::new();
+    match target {
+        RollbackTarget::Partition { partition, to } => {
+            store::validate_partition(partition)?;
+            let versions = ds.versions_of(&log, partition);
+            if versions.is_empty() {
+                return Err(SluiceError::Usage(format!("{}: partition {partition} has no versions", ds.uri())));
+            }
+            let wanted = match to.parse::<u64>() {
+                Ok(n) => ds.snapshot(Some(n))?.partitions.get(partition).cloned().ok_or_else(|| {
+                    SluiceError::Usage(format!("partition {partition} did not exist as of commit {n}"))
+                })?,
+                Err(_) => versions.iter().find(|v| &v.version == to).cloned().ok_or_else(|| {
+                    SluiceError::Usage(format!(
+                        "partition {partition} has no version '{to}' (versions: {})",
+                        versions.iter().map(|v| v.version.as_str()).collect::<Vec<_>>().join(", ")
+                    ))
+                })?,
+            };
+            changes.insert(partition.clone(), Some(wanted));
+        }
+        RollbackTarget::Run { run_id } => {
+            let published: Vec<&Commit> =
+                log.iter().filter(|c| c.operation == Operation::Publish && &c.run_id == run_id).collect();
+            if published.is_empty() {
+                return Err(SluiceError::Usage(format!("{}: no commit published run '{run_id}'", ds.uri())));
+            }
+            for c in published {
+                let before = ds.snapshot(Some(c.commit - 1))?;
+                for p in c.partitions.keys() {
+                    let is_current = snap.partitions.get(p).is_some_and(|v| &v.version == run_id);
+                    if is_current {
+                        changes.insert(p.clone(), before.partitions.get(p).cloned());
+                    } else {
+                        tracing::warn!(partition = %p, "not current any more; left as it is");
+                    }
+                }
+            }
+        }
+    }
+    // drop no-ops; refuse targets whose files are gone
+    changes.retain(|p, v| snap.partitions.get(p).map(|c| &c.version) != v.as_ref().map(|v| &v.version));
+    for (p, v) in &changes {
+        if let Some(v) = v {
+            let missing = ds.missing_files(v)?;
+            if !missing.is_empty() {
+                return Err(SluiceError::Store(format!(
+                    "refusing to roll {p} back to version {}: {} of its files are missing ({})",
+                    v.version,
+                    missing.len(),
+                    missing.join(", ")
+                )));
+            }
+        }
+    }
+    let action_id = format!("rollback-{}", store::new_run_id());
+    let summaries: Vec<PartitionSummary> = changes
+        .iter()
+        .map(|(p, v)| PartitionSummary {
+            partition: p.clone(),
+            version: v.as_ref().map(|v| v.version.clone()).unwrap_or_default(),
+            rows_in: 0,
+            rows_out: v.as_ref().map_or(0, |v| v.rows),
+            rows_filtered: 0,
+            rows_quarantined: 0,
+            files: v.iter().flat_map(|v| v.files.iter().map(|f| ds.storage().uri_of(f))).collect(),
+            quarantine_file: None,
+        })
+        .collect();
+    if changes.is_empty() {
+        return Ok(RunSummary {
+            status: "up_to_date",
+            run_id: action_id,
+            dataset: ds.uri().to_string(),
+            commit: Some(snap.commit),
+            partitions: summaries,
+            duration_s: started.elapsed().as_secs_f64(),
+            bottleneck: None,
+        });
+    }
+    let previous = changes.keys().map(|p| (p.clone(), snap.partitions.get(p).map(|v| v.version.clone()))).collect();
+    let commit = ds.commit(snap.commit, Operation::Rollback, &action_id, changes, previous, command)?;
+    Ok(RunSummary {
+        status: "published",
+        run_id: action_id,
+        dataset: ds.uri().to_string(),
+        commit: Some(commit),
+        partitions: summaries,
+        duration_s: started.elapsed().as_secs_f64(),
+        bottleneck: None,
+    })
+}

@@ -1,0 +1,488 @@
+//! Pipeline files: parsed, then validated as a whole before anything runs.
+//!
+//! A pipeline file is TOML with these sections (see `pipelines/flight_delays.toml`):
+//! `name`, `[source]` (+ `[source.columns]`), `[partition]`, `[[dimensions]]`,
+//! `[[transform]]`, `[model]`, `[output]`, `[runtime]`. Every table denies unknown fields.
+//! [`Pipeline::load`] reports every error it finds at once ([`SluiceError::Pipeline`]):
+//! each section and each array element is checked on its own, then the cross-checks run
+//! (types, templates, SQL filters, files and the model's inputs).
+//!
+//! Relative paths in the file are relative to the file's own folder.
+//!
+//! `[params]` holds named strings that `{name}` placeholders in `source.uri`,
+//! `dimensions[].uri`, `model.path` and `output.uri` are replaced with, e.g. a landing
+//! zone: `landing = "../data/sample/landing"`. `sluice run --param landing=DIR` overrides
+//! one; a relative override is taken from the current directory.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use sluice_transform::{ColumnType, CsvSpec, DimensionSpec, Step};
+
+use crate::SluiceError;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// URI template; `{<partition key>}` is filled per partition.
+    pub uri: String,
+    #[serde(default = "default_format")]
+    pub format: String,
+    #[serde(default = "default_nulls")]
+    pub null_values: Vec<String>,
+    #[serde(default = "default_separator")]
+    pub separator: String,
+    /// `quarantine` (set bad rows aside with their reason) or `fail` (stop at the first).
+    #[serde(default = "default_on_bad_rows")]
+    pub on_bad_rows: String,
+    /// Fail the run (exit 3) when more than this fraction of a partition's rows is quarantined.
+    #[serde(default = "default_max_bad")]
+    pub max_bad_fraction: f64,
+    /// Declared columns and their types (`i32`, `i64`, `f32`, `f64`, `str`, `bool`, `date`, `datetime`).
+    pub columns: BTreeMap<String, String>,
+}
+
+fn default_format() -> String {
+    "csv".into()
+}
+fn default_nulls() -> Vec<String> {
+    vec!["NA".into(), "".into()]
+}
+fn default_separator() -> String {
+    ",".into()
+}
+fn default_on_bad_rows() -> String {
+    "quarantine".into()
+}
+fn default_max_bad() -> f64 {
+    0.01
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartitionConfig {
+    /// Partition column name; partitions are written `<key>=<value>`. With `date`, `--date`
+    /// fills it.
+    pub key: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DimensionConfig {
+    pub name: String,
+    /// A CSV object ...
+    pub uri: Option<String>,
+    #[serde(default)]
+    pub columns: BTreeMap<String, String>,
+    #[serde(default = "default_nulls")]
+    pub null_values: Vec<String>,
+    #[serde(default)]
+    pub unique_on: Vec<String>,
+    /// ... or SQL over the dimensions declared before this one.
+    pub sql: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepConfig {
+    pub name: String,
+    /// `SELECT ... FROM input ...` keeping every row.
+    pub sql: Option<String>,
+    /// A SQL boolean expression: rows where it is not true are dropped and counted.
+    pub filter: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Model directory: config.json + model.safetensors.
+    pub path: String,
+    /// The columns the model reads; must match the model's declared inputs, in order.
+    pub features: Vec<String>,
+    /// The column the score is written to.
+    pub output: String,
+    #[serde(default = "default_batch_rows")]
+    pub batch_rows: usize,
+}
+
+fn default_batch_rows() -> usize {
+    16_384
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputConfig {
+    /// The dataset root (local path or file:// URI).
+    pub uri: String,
+    #[serde(default = "default_rows_per_file")]
+    pub max_rows_per_file: usize,
+    /// Columns to leave out of the output.
+    #[serde(default)]
+    pub drop_columns: Vec<String>,
+}
+
+fn default_rows_per_file() -> usize {
+    1_000_000
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// Byte budget per channel; capacity = budget / largest expected item.
+    #[serde(default = "default_channel_mib")]
+    pub channel_mib: usize,
+    #[serde(default = "one")]
+    pub transform_workers: usize,
+    #[serde(default = "one")]
+    pub infer_workers: usize,
+}
+
+fn default_channel_mib() -> usize {
+    64
+}
+fn one() -> usize {
+    1
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig { channel_mib: default_channel_mib(), transform_workers: 1, infer_workers: 1 }
+    }
+}
+
+/// A validated pipeline.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    pub path: PathBuf,
+    /// sha256 of the file's bytes.
+    pub sha256: String,
+    pub name: String,
+    pub source: SourceConfig,
+    pub csv: CsvSpec,
+    pub partition: PartitionConfig,
+    pub dimensions: Vec<DimensionSpec>,
+    pub steps: Vec<Step>,
+    pub model: ModelConfig,
+    pub model_dir: PathBuf,
+    pub output: OutputConfig,
+    pub runtime: RuntimeConfig,
+}
+
+const SECTIONS: [&str; 9] =
+    ["name", "params", "source", "partition", "dimensions", "transform", "model", "output", "runtime"];
+
+/// Replace `{name}` for every param; other placeholders stay.
+fn substitute(s: &str, params: &BTreeMap<String, String>) -> String {
+    params.iter().fold(s.to_string(), |acc, (k, v)| acc.replace(&format!("{{{k}}}"), v))
+}
+
+/// Absolute form of a param override given on the command line (relative to the current
+/// directory), so that it does not get resolved against the pipeline file's folder.
+pub fn absolutize_param(value: &str) -> String {
+    let p = Path::new(value);
+    if value.contains("://") || p.is_absolute() {
+        return value.to_string();
+    }
+    match std::env::current_dir() {
+        Ok(cwd) => cwd.join(p).display().to_string(),
+        Err(_) => value.to_string(),
+    }
+}
+
+impl Pipeline {
+    /// Read and validate; every problem is reported in one [`SluiceError::Pipeline`].
+    pub fn load(path: &Path) -> Result<Self, SluiceError> {
+        Self::load_with(path, &[], true)
+    }
+
+    /// [`Pipeline::load`] with `[params]` overrides; `check_model: false` skips the model
+    /// checks (for the trainer, which makes the model).
+    pub fn load_with(path: &Path, overrides: &[(String, String)], check_model_dir: bool) -> Result<Self, SluiceError> {
+        let shown = path.display().to_string();
+        let path = &std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        let fail = |errors: Vec<String>| SluiceError::Pipeline { path: shown.clone(), errors };
+        let bytes = std::fs::read(path).map_err(|e| fail(vec![format!("cannot read: {e}")]))?;
+        let sha256 = hex::encode(Sha256::digest(&bytes));
+        let text = String::from_utf8(bytes).map_err(|_| fail(vec!["not UTF-8".into()]))?;
+        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| fail(vec![format!("invalid TOML: {e}")]))?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let mut errors = Vec::new();
+
+        for key in table.keys() {
+            if !SECTIONS.contains(&key.as_str()) {
+                errors.push(format!("unknown top-level key '{key}' (expected one of {})", SECTIONS.join(", ")));
+            }
+        }
+        let name = match table.get("name") {
+            Some(toml::Value::String(s)) if !s.is_empty() => s.clone(),
+            Some(_) => {
+                errors.push("'name' must be a non-empty string".into());
+                String::new()
+            }
+            None => {
+                errors.push("missing 'name'".into());
+                String::new()
+            }
+        };
+        let mut params: BTreeMap<String, String> = section(&table, "params", &mut errors, false).unwrap_or_default();
+        for (k, v) in overrides {
+            if !params.contains_key(k) {
+                errors.push(format!("--param {k}: the pipeline has no param '{k}' (params: {:?})", params.keys().collect::<Vec<_>>()));
+            }
+            params.insert(k.clone(), v.clone());
+        }
+        let mut source: Option<SourceConfig> = section(&table, "source", &mut errors, true);
+        if let Some(s) = source.as_mut() {
+            s.uri = substitute(&s.uri, &params);
+        }
+        let partition: Option<PartitionConfig> = section(&table, "partition", &mut errors, true);
+        let mut model: Option<ModelConfig> = section(&table, "model", &mut errors, true);
+        if let Some(m) = model.as_mut() {
+            m.path = substitute(&m.path, &params);
+        }
+        let mut output: Option<OutputConfig> = section(&table, "output", &mut errors, true);
+        if let Some(o) = output.as_mut() {
+            o.uri = substitute(&o.uri, &params);
+        }
+        let runtime: RuntimeConfig = section(&table, "runtime", &mut errors, false).unwrap_or_default();
+        let mut dims: Vec<DimensionConfig> = array(&table, "dimensions", &mut errors);
+        for d in dims.iter_mut() {
+            d.uri = d.uri.as_ref().map(|u| substitute(u, &params));
+        }
+        let steps: Vec<StepConfig> = array(&table, "transform", &mut errors);
+
+        // source
+        let mut csv = None;
+        if let Some(s) = &source {
+            if s.format != "csv" {
+                errors.push(format!("source.format: '{}' is not supported (csv)", s.format));
+            }
+            if !["quarantine", "fail"].contains(&s.on_bad_rows.as_str()) {
+                errors.push(format!("source.on_bad_rows: '{}' (expected 'quarantine' or 'fail')", s.on_bad_rows));
+            }
+            if !(0.0..=1.0).contains(&s.max_bad_fraction) {
+                errors.push(format!("source.max_bad_fraction: {} is not between 0 and 1", s.max_bad_fraction));
+            }
+            let sep = separator(&s.separator, "source.separator", &mut errors);
+            let columns = column_types(&s.columns, "source.columns", &mut errors);
+            if s.columns.is_empty() {
+                errors.push("source.columns: declare at least one column".into());
+            }
+            if let Some(p) = &partition {
+                let vars = sluice_extract::source::template_vars(&s.uri);
+                if !vars.iter().any(|v| v == &p.key) {
+                    errors.push(format!("source.uri: the template does not use '{{{}}}' (the partition key)", p.key));
+                }
+                for v in vars.iter().filter(|v| *v != &p.key) {
+                    errors.push(format!("source.uri: unknown placeholder '{{{v}}}' (only '{{{}}}' is filled)", p.key));
+                }
+            }
+            if let Err(e) = sluice_extract::Location::parse(&s.uri.replace(['{', '}'], "_"), Some(&base)) {
+                errors.push(format!("source.uri: {e}"));
+            }
+            csv = Some(CsvSpec { columns, null_values: s.null_values.clone(), separator: sep });
+        }
+        if let Some(p) = &partition {
+            if !valid_name(&p.key) {
+                errors.push(format!("partition.key: '{}' must be letters, digits and '_'", p.key));
+            }
+        }
+
+        // dimensions
+        let mut dimensions = Vec::new();
+        let mut tables: Vec<String> = vec!["input".into()];
+        for (i, d) in dims.iter().enumerate() {
+            let at = format!("dimensions[{i}] '{}'", d.name);
+            if !valid_name(&d.name) {
+                errors.push(format!("{at}: name must be letters, digits and '_'"));
+            }
+            if tables.contains(&d.name) {
+                errors.push(format!("{at}: the name is already used"));
+            }
+            tables.push(d.name.clone());
+            match (&d.uri, &d.sql) {
+                (Some(uri), None) => {
+                    let columns = column_types(&d.columns, &format!("{at}.columns"), &mut errors);
+                    for k in &d.unique_on {
+                        if !d.columns.contains_key(k) {
+                            errors.push(format!("{at}.unique_on: '{k}' is not a declared column"));
+                        }
+                    }
+                    match sluice_extract::Location::parse(uri, Some(&base)) {
+                        Ok(loc) => {
+                            if !Path::new(&loc.uri).is_file() {
+                                errors.push(format!("{at}.uri: no file at {}", loc.uri));
+                            }
+                            dimensions.push(DimensionSpec::Csv {
+                                name: d.name.clone(),
+                                file: loc.uri,
+                                spec: CsvSpec { columns, null_values: d.null_values.clone(), separator: b',' },
+                                unique_on: d.unique_on.clone(),
+                            });
+                        }
+                        Err(e) => errors.push(format!("{at}.uri: {e}")),
+                    }
+                }
+                (None, Some(sql)) => {
+                    if !d.columns.is_empty() || !d.unique_on.is_empty() {
+                        errors.push(format!("{at}: 'columns' and 'unique_on' apply to a 'uri' dimension, not to 'sql'"));
+                    }
+                    dimensions.push(DimensionSpec::Sql { name: d.name.clone(), sql: sql.clone() });
+                }
+                _ => errors.push(format!("{at}: give exactly one of 'uri' or 'sql'")),
+            }
+        }
+
+        // transform steps
+        let mut parsed_steps = Vec::new();
+        for (i, s) in steps.iter().enumerate() {
+            let at = format!("transform[{i}] '{}'", s.name);
+            let step = match (&s.sql, &s.filter) {
+                (Some(sql), None) => Step::Sql { name: s.name.clone(), sql: sql.clone() },
+                (None, Some(keep)) => Step::Filter { name: s.name.clone(), keep: keep.clone() },
+                _ => {
+                    errors.push(format!("{at}: give exactly one of 'sql' or 'filter'"));
+                    continue;
+                }
+            };
+            if let Err(e) = step.check() {
+                errors.push(format!("{at}: {e}"));
+            }
+            parsed_steps.push(step);
+        }
+
+        // model
+        let mut model_dir = PathBuf::new();
+        if let Some(m) = &model {
+            model_dir = base.join(&m.path);
+            if check_model_dir {
+                check_model(&model_dir, m, &mut errors);
+            }
+            if m.batch_rows == 0 {
+                errors.push("model.batch_rows: must be at least 1".into());
+            }
+        }
+        if let Some(o) = &output {
+            if let Err(e) = sluice_extract::Location::parse(&o.uri, Some(&base)) {
+                errors.push(format!("output.uri: {e}"));
+            }
+            if o.max_rows_per_file == 0 {
+                errors.push("output.max_rows_per_file: must be at least 1".into());
+            }
+        }
+        if runtime.channel_mib == 0 || runtime.transform_workers == 0 || runtime.infer_workers == 0 {
+            errors.push("runtime: channel_mib and worker counts must be at least 1".into());
+        }
+
+        match (errors.is_empty(), source, csv, partition, model, output) {
+            (true, Some(source), Some(csv), Some(partition), Some(model), Some(output)) => Ok(Pipeline {
+                path: path.to_path_buf(),
+                sha256,
+                name,
+                source,
+                csv,
+                partition,
+                dimensions,
+                steps: parsed_steps,
+                model,
+                model_dir,
+                output,
+                runtime,
+            }),
+            _ => Err(fail(errors)),
+        }
+    }
+
+    /// The folder relative paths in the file are resolved against.
+    pub fn base_dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new(""))
+    }
+}
+
+fn section<T: DeserializeOwned>(table: &toml::Table, key: &str, errors: &mut Vec<String>, required: bool) -> Option<T> {
+    match table.get(key) {
+        None => {
+            if required {
+                errors.push(format!("missing section [{key}]"));
+            }
+            None
+        }
+        Some(v) => match v.clone().try_into::<T>() {
+            Ok(t) => Some(t),
+            Err(e) => {
+                errors.push(format!("[{key}]: {}", e.message()));
+                None
+            }
+        },
+    }
+}
+
+fn array<T: DeserializeOwned>(table: &toml::Table, key: &str, errors: &mut Vec<String>) -> Vec<T> {
+    let Some(v) = table.get(key) else { return Vec::new() };
+    let Some(items) = v.as_array() else {
+        errors.push(format!("'{key}' must be an array of tables ([[{key}]])"));
+        return Vec::new();
+    };
+    items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, item)| match item.clone().try_into::<T>() {
+            Ok(t) => Some(t),
+            Err(e) => {
+                errors.push(format!("[[{key}]] #{i}: {}", e.message()));
+                None
+            }
+        })
+        .collect()
+}
+
+fn column_types(cols: &BTreeMap<String, String>, at: &str, errors: &mut Vec<String>) -> Vec<(String, ColumnType)> {
+    cols.iter()
+        .filter_map(|(name, ty)| match ty.parse::<ColumnType>() {
+            Ok(t) => Some((name.clone(), t)),
+            Err(e) => {
+                errors.push(format!("{at}.{name}: {e}"));
+                None
+            }
+        })
+        .collect()
+}
+
+fn separator(s: &str, at: &str, errors: &mut Vec<String>) -> u8 {
+    match s.as_bytes() {
+        [b] => *b,
+        _ => {
+            errors.push(format!("{at}: must be a single byte, got '{s}'"));
+            b','
+        }
+    }
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn check_model(dir: &Path, m: &ModelConfig, errors: &mut Vec<String>) {
+    for f in sluice_infer::MODEL_FILES {
+        if !dir.join(f).is_file() {
+            errors.push(format!("model.path: {} is missing {f}", dir.display()));
+        }
+    }
+    let Ok(text) = std::fs::read_to_string(dir.join("config.json")) else { return };
+    match serde_json::from_str::<sluice_infer::MlpConfig>(&text) {
+        Ok(cfg) => {
+            let declared: Vec<&str> = cfg.inputs.iter().map(|i| i.name.as_str()).collect();
+            let listed: Vec<&str> = m.features.iter().map(String::as_str).collect();
+            if declared != listed {
+                errors.push(format!(
+                    "model.features {listed:?} do not match the model's inputs {declared:?} ({})",
+                    dir.join("config.json").display()
+                ));
+            }
+        }
+        Err(e) => errors.push(format!("model.path: {}: {e}", dir.join("config.json").display())),
+    }
+}

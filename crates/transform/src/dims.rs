@@ -1,0 +1,95 @@
+//! Dimension tables: small reference frames loaded once per run and registered for the
+//! transform's SQL under their names. A dimension is either read from a CSV object (typed,
+//! optionally de-duplicated on a key, keeping the first row) or derived by SQL from the
+//! dimensions declared before it.
+
+use polars::prelude::*;
+use polars::sql::SQLContext;
+
+use crate::error::Context;
+use crate::ingest::{first_bad_row, read_csv, CsvSpec};
+use crate::TransformError;
+
+/// Where a dimension's rows come from.
+#[derive(Debug, Clone)]
+pub enum DimensionSpec {
+    Csv {
+        name: String,
+        /// Names the object in errors.
+        file: String,
+        spec: CsvSpec,
+        /// Keep the first row of each key (e.g. weather's duplicated hours).
+        unique_on: Vec<String>,
+    },
+    Sql { name: String, sql: String },
+}
+
+impl DimensionSpec {
+    pub fn name(&self) -> &str {
+        match self {
+            DimensionSpec::Csv { name, .. } | DimensionSpec::Sql { name, .. } => name,
+        }
+    }
+}
+
+/// Loaded dimension tables, by name, in declaration order.
+#[derive(Debug, Clone, Default)]
+pub struct Dimensions {
+    pub tables: Vec<(String, DataFrame)>,
+}
+
+impl Dimensions {
+    /// Load every dimension. `bytes_of(file)` supplies a CSV dimension's bytes. Dimensions
+    /// are reference data: a bad row is an error, never a quarantine.
+    pub fn load(
+        specs: &[DimensionSpec],
+        mut bytes_of: impl FnMut(&str) -> Result<Vec<u8>, TransformError>,
+    ) -> Result<Self, TransformError> {
+        let ctx = SQLContext::new();
+        let mut tables = Vec::new();
+        for spec in specs {
+            let wrap = |e: TransformError| TransformError::Dimension { name: spec.name().to_string(), source: Box::new(e) };
+            let frame = match spec {
+                DimensionSpec::Csv { file, spec: csv, unique_on, .. } => {
+                    let bytes = bytes_of(file).map_err(wrap)?;
+                    let ing = read_csv(file, &bytes, csv).map_err(wrap)?;
+                    if let Some(e) = first_bad_row(&ing.quarantine) {
+                        return Err(wrap(e));
+                    }
+                    if unique_on.is_empty() {
+                        ing.frame
+                    } else {
+                        ing.frame
+                            .unique_stable(Some(unique_on.as_slice()), UniqueKeepStrategy::First, None)
+                            .ctx(|| format!("de-duplicating on {unique_on:?}"))
+                            .map_err(wrap)?
+                    }
+                }
+                DimensionSpec::Sql { sql, .. } => {
+                    let mut ctx = ctx.clone();
+                    ctx.execute(sql)
+                        .and_then(|lf| lf.collect())
+                        .ctx(|| "SQL".to_string())
+                        .map_err(wrap)?
+                }
+            };
+            tracing::debug!(dimension = spec.name(), rows = frame.height(), "dimension loaded");
+            ctx.register(spec.name(), frame.clone().lazy());
+            tables.push((spec.name().to_string(), frame));
+        }
+        Ok(Dimensions { tables })
+    }
+
+    /// A SQL context with every dimension registered.
+    pub fn sql_context(&self) -> SQLContext {
+        let ctx = SQLContext::new();
+        for (name, frame) in &self.tables {
+            ctx.register(name, frame.clone().lazy());
+        }
+        ctx
+    }
+
+    pub fn get(&self, name: &str) -> Option<&DataFrame> {
+        self.tables.iter().find(|(n, _)| n == name).map(|(_, f)| f)
+    }
+}
