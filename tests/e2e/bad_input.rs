@@ -64,8 +64,11 @@ fn too_many_bad_rows_fail_with_exit_3_and_publish_nothing() {
     assert_eq!(out.code, 3, "{}", out.stderr);
     let s = out.summary();
     assert_eq!(s["status"], "failed");
-    assert!(s["error"].as_str().unwrap().contains("quarantined"), "{s}");
+    let err = s["error"].as_str().unwrap();
+    assert!(err.contains("38 of") && err.contains("quarantined") && err.contains("line 2"), "{s}");
     assert_eq!(commits(&ds), 0);
+    // the files it had written were removed: the dataset is exactly as it was
+    assert_eq!(files_under(&ds), Vec::<PathBuf>::new());
 }
 
 #[test]

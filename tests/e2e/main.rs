@@ -113,6 +113,21 @@ fn commits(dataset: &Path) -> usize {
     std::fs::read_dir(dataset.join("_sluice/commits")).map(|d| d.count()).unwrap_or(0)
 }
 
+/// Every file under a folder (a failed run must leave none behind).
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else { return out };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
 /// A copy of the sample landing zone to corrupt.
 fn landing_copy(tag: &str) -> PathBuf {
     let dst = temp_dir(tag).join("landing");

@@ -114,6 +114,7 @@ fn a_failure_in_any_stage_stops_the_run_names_the_stage_and_publishes_nothing() 
         assert_eq!(s["status"], "failed");
         assert!(s["error"].as_str().unwrap().contains(&format!("stage '{stage}'")), "{stage}: {s}");
         assert_eq!(commits(&ds), 0, "{stage}: nothing published");
+        assert_eq!(files_under(&ds), Vec::<PathBuf>::new(), "{stage}: no files left");
     }
 }
 

@@ -29,8 +29,8 @@ pub enum SluiceError {
     NoInput { partition: String, uri: String },
     #[error("bad input: {0}")]
     BadInput(String),
-    #[error("partition {partition}: {quarantined} of {rows} rows quarantined ({fraction:.2}%), above the pipeline's limit of {limit:.2}%; see {file}")]
-    TooManyBadRows { partition: String, rows: u64, quarantined: u64, fraction: f64, limit: f64, file: String },
+    #[error("partition {partition}: {quarantined} of {rows} rows quarantined ({fraction:.2}%), above the pipeline's limit of {limit:.2}%; the first: {first}")]
+    TooManyBadRows { partition: String, rows: u64, quarantined: u64, fraction: f64, limit: f64, first: String },
     #[error("commit conflict on {dataset}: {reason}")]
     Conflict { dataset: String, reason: String },
     #[error("{0}")]

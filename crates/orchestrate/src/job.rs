@@ -343,6 +343,13 @@ pub fn run(p: &Pipeline, opts: RunOptions) -> Result<RunSummary, SluiceError> {
         Some(uri) => Storage::open(uri, None)?,
         None => Storage::open(&p.output.uri, Some(p.base_dir()))?,
     });
+    for (part, _) in &planned {
+        if !dataset.storage().list(&format!("{part}/{run_id}"))?.is_empty() {
+            return Err(SluiceError::Usage(format!(
+                "run id '{run_id}' was already used for partition {part}: a version's files are never replaced"
+            )));
+        }
+    }
     let model_dir = opts.model.clone().unwrap_or_else(|| p.model_dir.clone());
     let model_id = sluice_infer::model_id(&model_dir)?;
     let dim_refs = dimension_refs(p)?;
@@ -373,6 +380,46 @@ pub fn run(p: &Pipeline, opts: RunOptions) -> Result<RunSummary, SluiceError> {
         });
     }
 
+    let parts: Vec<String> = planned.iter().map(|(part, _)| part.clone()).collect();
+    let ctx = Planned { p, opts: &opts, run_id: &run_id, dataset: &dataset, model_dir, model_id, dim_refs, fingerprints, base_commit: snap.commit };
+    execute(&ctx, planned, started, started_at).inspect_err(|_| discard_unpublished(&dataset, &parts, &run_id))
+}
+
+/// What planning decided, for [`execute`].
+struct Planned<'a> {
+    p: &'a Pipeline,
+    opts: &'a RunOptions,
+    run_id: &'a str,
+    dataset: &'a Dataset,
+    model_dir: PathBuf,
+    model_id: String,
+    dim_refs: Vec<ObjectRef>,
+    fingerprints: BTreeMap<String, String>,
+    base_commit: u64,
+}
+
+/// A failed run publishes nothing; also remove the files it wrote (under its own run
+/// folders, which were empty when it started), so the dataset is exactly as it was.
+/// Best effort: anything left is unreferenced debris that readers never see.
+fn discard_unpublished(dataset: &Dataset, partitions: &[String], run_id: &str) {
+    for part in partitions {
+        let Ok(files) = dataset.storage().list(&format!("{part}/{run_id}")) else { continue };
+        for (rel, _) in files {
+            if let Err(e) = dataset.storage().delete(&rel) {
+                tracing::warn!(file = %rel, error = %e, "could not remove an unpublished file");
+            }
+        }
+    }
+}
+
+fn execute(
+    ctx: &Planned<'_>,
+    planned: Vec<(String, Vec<SourceObject>)>,
+    started: Instant,
+    started_at: chrono::DateTime<Utc>,
+) -> Result<RunSummary, SluiceError> {
+    let Planned { p, opts, run_id, dataset, model_dir, model_id, dim_refs, fingerprints, base_commit } = ctx;
+    let run_id = run_id.to_string();
     // load what every worker shares, once
     let dims = Dimensions::load(&p.dimensions, |file| {
         Storage::open(file, None)
@@ -381,7 +428,7 @@ pub fn run(p: &Pipeline, opts: RunOptions) -> Result<RunSummary, SluiceError> {
             .map_err(|e| TransformError::BadRow { file: file.to_string(), line: 0, reason: e.to_string() })
     })?;
     let device = choose_device(true)?;
-    let model = TabularModel::load(&model_dir, &device)?;
+    let model = TabularModel::load(model_dir, &device)?;
     let model_inputs: Vec<&str> = model.config().inputs.iter().map(|i| i.name.as_str()).collect();
     if model_inputs != p.model.features.iter().map(String::as_str).collect::<Vec<_>>() {
         return Err(SluiceError::Usage(format!(
@@ -449,7 +496,7 @@ pub fn run(p: &Pipeline, opts: RunOptions) -> Result<RunSummary, SluiceError> {
                 quarantined,
                 fraction: 100.0 * quarantined as f64 / w.rows_in as f64,
                 limit: 100.0 * p.source.max_bad_fraction,
-                file: dataset.storage().uri_of(quarantine_file.as_deref().unwrap_or_default()),
+                first: w.quarantine.as_ref().and_then(first_bad_row).map(|e| e.to_string()).unwrap_or_default(),
             });
         }
         let manifest_rel = format!("{part}/{run_id}/manifest.json");
@@ -500,7 +547,7 @@ pub fn run(p: &Pipeline, opts: RunOptions) -> Result<RunSummary, SluiceError> {
     if opts.cancel.is_cancelled() {
         return Err(SluiceError::Cancelled);
     }
-    let commit = dataset.commit(snap.commit, Operation::Publish, &run_id, versions, BTreeMap::new(), &opts.command)?;
+    let commit = dataset.commit(*base_commit, Operation::Publish, &run_id, versions, BTreeMap::new(), &opts.command)?;
     Ok(RunSummary {
         status: "published",
         run_id,
