@@ -13,6 +13,7 @@ use serde_json::Value;
 mod bad_input;
 mod history;
 mod run;
+mod text;
 
 const SLUICE: &str = env!("CARGO_BIN_EXE_sluice");
 const DATE: &str = "2013-01-15";
@@ -57,7 +58,7 @@ fn sluice_env(args: &[&str], env: &[(&str, &str)]) -> Out {
     }
     let child = cmd.spawn().expect("starting sluice");
     let pid = child.id();
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let deadline = Instant::now() + Duration::from_secs(600);
     let watchdog = std::thread::spawn(move || {
         while Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));

@@ -50,7 +50,7 @@ fn run_publishes_a_scored_version_that_reads_back_as_parquet() {
     assert_eq!(get("sluice.run_id"), s["run_id"].as_str().unwrap());
     assert_eq!(get("sluice.partition"), format!("date={DATE}"));
     assert_eq!(get("sluice.model_id").len(), 64);
-    assert!(get("sluice.input").contains(&format!("{DATE}.csv")));
+    assert!(get("sluice.inputs").contains(&format!("{DATE}.csv")));
     let version = p["version"].as_str().unwrap();
     let manifest: Value =
         serde_json::from_slice(&std::fs::read(ds.join(format!("date={DATE}/{version}/manifest.json"))).unwrap()).unwrap();

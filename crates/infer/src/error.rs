@@ -14,6 +14,8 @@ pub enum InferError {
     BadConfig { path: PathBuf, reason: String },
     #[error("model input '{name}': {reason}")]
     BadInput { name: String, reason: String },
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
     #[error("training: {0}")]
     Training(String),
     #[error(transparent)]

@@ -68,7 +68,7 @@ impl SluiceError {
                 | TransformError::EmptyFile { .. }
                 | TransformError::BadRow { .. }
                 | TransformError::BadValue { .. }
-                | TransformError::Csv { .. } => exit::BAD_INPUT,
+                | TransformError::Parse { .. } => exit::BAD_INPUT,
                 _ => exit::OTHER,
             },
             SluiceError::Conflict { .. } => exit::CONFLICT,

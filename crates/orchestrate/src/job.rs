@@ -7,7 +7,8 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -18,11 +19,14 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use sluice_extract::source::SourceObject;
 use sluice_extract::{ObjectRef, RawObject, SourceSpec, Storage};
-use sluice_infer::{choose_device, TabularModel};
+use sluice_infer::{choose_device, BatchPolicy, EmbeddingModel, TabularModel};
 use sluice_transform::ingest::first_bad_row;
-use sluice_transform::{read_csv, CsvSpec, DimensionSpec, Dimensions, TransformError, Transformer};
+use sluice_transform::{
+    read_csv, read_emails, read_ndjson, read_parquet, CsvSpec, DimensionSpec, Dimensions, Ingested, TransformError,
+    Transformer,
+};
 
-use crate::features::tabular_batch;
+use crate::features::{embedding_column, tabular_batch};
 use crate::runtime::{self, Budget, Cancel, Emitter, Measure, RunReport, Sink, Source, Stage};
 use crate::store::{self, Dataset, Operation, PartitionVersion};
 use crate::{Pipeline, SluiceError};
@@ -73,10 +77,10 @@ pub struct RunSummary {
     pub bottleneck: Option<String>,
 }
 
-/// An input object with its bytes.
+/// Input objects of one partition, with their bytes.
 pub struct RawItem {
     partition: String,
-    raw: RawObject,
+    objects: Vec<RawObject>,
 }
 
 impl Measure for RawItem {
@@ -84,14 +88,14 @@ impl Measure for RawItem {
         0
     }
     fn bytes(&self) -> usize {
-        self.raw.bytes.len()
+        self.objects.iter().map(|o| o.bytes.len()).sum()
     }
 }
 
 /// A parsed, transformed (and later scored) piece of one partition.
 pub struct Batch {
     partition: String,
-    input: InputRecord,
+    inputs: Vec<InputRecord>,
     frame: DataFrame,
     quarantine: DataFrame,
     rows_read: usize,
@@ -118,16 +122,21 @@ pub struct InputRecord {
 type StageResult<T> = Result<T, (Option<String>, SluiceError)>;
 
 struct ExtractSource {
-    objects: Vec<(String, SourceObject)>,
+    /// Items to emit: a partition and a group of its objects.
+    items: Vec<(String, Vec<SourceObject>)>,
 }
 
 impl Source for ExtractSource {
     type Out = RawItem;
     type Error = SluiceError;
     fn run(&mut self, out: &mut Emitter<'_, RawItem, SluiceError>) -> StageResult<()> {
-        for (partition, obj) in &self.objects {
-            let raw = obj.fetch().map_err(|e| (Some(partition.clone()), e.into()))?;
-            if out.emit(RawItem { partition: partition.clone(), raw }).is_err() {
+        for (partition, objs) in &self.items {
+            let objects = objs
+                .iter()
+                .map(|o| o.fetch())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| (Some(partition.clone()), e.into()))?;
+            if out.emit(RawItem { partition: partition.clone(), objects }).is_err() {
                 return Ok(()); // cancelled
             }
         }
@@ -136,9 +145,56 @@ impl Source for ExtractSource {
 }
 
 struct TransformStage {
+    format: String,
     csv: CsvSpec,
     transformer: Transformer,
     fail_on_bad_rows: bool,
+}
+
+impl TransformStage {
+    /// Parse an item's objects into one frame (and one quarantine).
+    fn ingest(&self, item: &RawItem) -> Result<Ingested, SluiceError> {
+        if self.format == "email" {
+            let objects: Vec<(&str, &[u8])> = item.objects.iter().map(|o| (o.object.uri.as_str(), &o.bytes[..])).collect();
+            return Ok(read_emails(&objects)?);
+        }
+        let mut parts = Vec::with_capacity(item.objects.len());
+        for o in &item.objects {
+            let (uri, bytes) = (o.object.uri.as_str(), &o.bytes[..]);
+            let format = match self.format.as_str() {
+                "auto" => format_of(uri).ok_or_else(|| {
+                    SluiceError::BadInput(format!("{uri}: cannot tell the format from the extension (.csv, .ndjson, .jsonl, .parquet)"))
+                })?,
+                f => f,
+            };
+            parts.push(match format {
+                "ndjson" => read_ndjson(uri, bytes, &self.csv.columns)?,
+                "parquet" => read_parquet(uri, bytes, &self.csv.columns)?,
+                _ => read_csv(uri, bytes, &self.csv)?,
+            });
+        }
+        if parts.len() == 1 {
+            return Ok(parts.remove(0));
+        }
+        let rows_read = parts.iter().map(|p| p.rows_read).sum();
+        let stack = |frames: Vec<LazyFrame>| concat(frames, UnionArgs::default()).and_then(|lf| lf.collect());
+        let frame = stack(parts.iter().map(|p| p.frame.clone().lazy()).collect())
+            .map_err(|e| SluiceError::other("stacking the item's objects (do their schemas differ?)", e))?;
+        let quarantine = stack(parts.into_iter().map(|p| p.quarantine.lazy()).collect())
+            .map_err(|e| SluiceError::other("stacking quarantines", e))?;
+        Ok(Ingested { frame, quarantine, rows_read })
+    }
+}
+
+/// A format from an object's extension.
+fn format_of(uri: &str) -> Option<&'static str> {
+    let ext = uri.rsplit_once('.')?.1.to_ascii_lowercase();
+    match ext.as_str() {
+        "csv" => Some("csv"),
+        "ndjson" | "jsonl" => Some("ndjson"),
+        "parquet" => Some("parquet"),
+        _ => None,
+    }
 }
 
 impl Stage for TransformStage {
@@ -147,17 +203,25 @@ impl Stage for TransformStage {
     type Error = SluiceError;
     fn process(&mut self, item: RawItem) -> StageResult<Batch> {
         let part = Some(item.partition.clone());
-        let input = InputRecord { object: item.raw.object.clone(), sha256: item.raw.sha256.clone() };
-        let ing = read_csv(&input.object.uri, &item.raw.bytes, &self.csv).map_err(|e| (part.clone(), e.into()))?;
+        let mut ing = self.ingest(&item).map_err(|e| (part.clone(), e))?;
         if self.fail_on_bad_rows {
             if let Some(e) = first_bad_row(&ing.quarantine) {
                 return Err((part, e.into()));
             }
         }
+        // the partition's value as a column (Hive style), unless the data has it already
+        let (key, value) = item.partition.split_once('=').unwrap_or_default();
+        if ing.frame.column(key).is_err() {
+            let n = ing.frame.height();
+            ing.frame
+                .with_column(Column::new_scalar(key.into(), Scalar::from(PlSmallStr::from(value)), n))
+                .map_err(|e| (part.clone(), SluiceError::other("adding the partition column", e)))?;
+        }
         let t = self.transformer.apply(ing.frame).map_err(|e| (part, e.into()))?;
+        let inputs = item.objects.iter().map(|o| InputRecord { object: o.object.clone(), sha256: o.sha256.clone() }).collect();
         Ok(Batch {
             partition: item.partition,
-            input,
+            inputs,
             frame: t.frame,
             quarantine: ing.quarantine,
             rows_read: ing.rows_read,
@@ -166,10 +230,58 @@ impl Stage for TransformStage {
     }
 }
 
+/// The loaded model a run scores with; shared by the infer workers.
+#[derive(Clone)]
+enum Scorer {
+    Tabular { model: TabularModel, batch_rows: usize },
+    Embedding { model: Arc<EmbeddingModel>, text_column: String, policy: BatchPolicy },
+}
+
+impl Scorer {
+    fn load(p: &Pipeline, dir: &Path) -> Result<Self, SluiceError> {
+        let device = choose_device(true)?;
+        match p.model.kind.as_str() {
+            "sentence_embedding" => Ok(Scorer::Embedding {
+                model: Arc::new(EmbeddingModel::load(dir, &device)?),
+                text_column: p.model.text_column.clone().unwrap_or_default(),
+                policy: BatchPolicy { max_tokens: p.model.max_tokens, ..Default::default() },
+            }),
+            _ => {
+                let model = TabularModel::load(dir, &device)?;
+                let inputs: Vec<&str> = model.config().inputs.iter().map(|i| i.name.as_str()).collect();
+                if inputs != p.model.features.iter().map(String::as_str).collect::<Vec<_>>() {
+                    return Err(SluiceError::Usage(format!(
+                        "model {} reads {inputs:?}, but the pipeline's model.features are {:?}",
+                        dir.display(),
+                        p.model.features
+                    )));
+                }
+                Ok(Scorer::Tabular { model, batch_rows: p.model.batch_rows })
+            }
+        }
+    }
+
+    /// The output column for `frame`'s rows.
+    fn score(&self, frame: &DataFrame, output: &str) -> Result<Column, SluiceError> {
+        match self {
+            Scorer::Tabular { model, batch_rows } => {
+                let mut scores = Vec::with_capacity(frame.height());
+                let mut offset = 0;
+                while offset < frame.height() {
+                    let chunk = frame.slice(offset as i64, *batch_rows);
+                    scores.extend(model.predict(&tabular_batch(&chunk, &model.config().inputs)?)?);
+                    offset += batch_rows;
+                }
+                Ok(Column::new(output.into(), scores))
+            }
+            Scorer::Embedding { model, text_column, policy } => embedding_column(model, frame, text_column, output, policy),
+        }
+    }
+}
+
 struct InferStage {
-    model: TabularModel,
+    scorer: Scorer,
     output: String,
-    batch_rows: usize,
 }
 
 impl Stage for InferStage {
@@ -178,17 +290,8 @@ impl Stage for InferStage {
     type Error = SluiceError;
     fn process(&mut self, mut b: Batch) -> StageResult<Batch> {
         let part = Some(b.partition.clone());
-        let mut scores = Vec::with_capacity(b.frame.height());
-        let mut offset = 0;
-        while offset < b.frame.height() {
-            let chunk = b.frame.slice(offset as i64, self.batch_rows);
-            let batch = tabular_batch(&chunk, &self.model.config().inputs).map_err(|e| (part.clone(), e))?;
-            scores.extend(self.model.predict(&batch).map_err(|e| (part.clone(), e.into()))?);
-            offset += self.batch_rows;
-        }
-        b.frame
-            .with_column(Column::new(self.output.as_str().into(), scores))
-            .map_err(|e| (part, SluiceError::other("adding scores", e)))?;
+        let column = self.scorer.score(&b.frame, &self.output).map_err(|e| (part.clone(), e))?;
+        b.frame.with_column(column).map_err(|e| (part, SluiceError::other("adding the model's output", e)))?;
         Ok(b)
     }
 }
@@ -241,7 +344,8 @@ impl Sink for WriteSink {
         let mut kv = self.kv.clone();
         kv.push(("sluice.partition".into(), b.partition.clone()));
         kv.push(("sluice.fingerprint".into(), self.fingerprints.get(&b.partition).cloned().unwrap_or_default()));
-        kv.push(("sluice.input".into(), json!({"uri": b.input.object.uri, "sha256": b.input.sha256}).to_string()));
+        let inputs: Vec<_> = b.inputs.iter().map(|i| json!({"uri": i.object.uri, "sha256": i.sha256})).collect();
+        kv.push(("sluice.inputs".into(), serde_json::Value::from(inputs).to_string()));
         let mut offset = 0;
         // at least one file per partition, so an all-filtered partition still has its schema
         while offset < frame.height() || (offset == 0 && w.files.is_empty()) {
@@ -263,7 +367,7 @@ impl Sink for WriteSink {
                 None => b.quarantine,
             });
         }
-        w.inputs.push(b.input);
+        w.inputs.extend(b.inputs);
         Ok(())
     }
 
@@ -314,9 +418,16 @@ pub fn run(p: &Pipeline, opts: RunOptions) -> Result<RunSummary, SluiceError> {
         }
         None => store::new_run_id(),
     };
-    if opts.partitions.is_empty() {
-        return Err(SluiceError::Usage(format!("give a partition: --date D or --partition {}=VALUE", p.partition.key)));
-    }
+    let key = &p.partition.key;
+    let templated = sluice_extract::source::template_vars(opts.input.as_deref().unwrap_or(&p.source.uri)).contains(key);
+    let partitions = match (opts.partitions.is_empty(), templated) {
+        (false, _) => opts.partitions.clone(),
+        // a source without a partition placeholder is one partition
+        (true, false) => vec![format!("{key}=all")],
+        (true, true) => {
+            return Err(SluiceError::Usage(format!("give a partition: --date D or --partition {key}=VALUE")));
+        }
+    };
 
     // plan: the input objects of each partition
     let source = match &opts.input {
@@ -324,7 +435,7 @@ pub fn run(p: &Pipeline, opts: RunOptions) -> Result<RunSummary, SluiceError> {
         None => SourceSpec::new(p.source.uri.clone(), Some(p.base_dir())),
     };
     let mut planned: Vec<(String, Vec<SourceObject>)> = Vec::new();
-    for part in &opts.partitions {
+    for part in &partitions {
         store::validate_partition(part)?;
         let (k, v) = part.split_once('=').unwrap_or_default();
         if k != p.partition.key {
@@ -427,18 +538,12 @@ fn execute(
             .map(|b| b.to_vec())
             .map_err(|e| TransformError::BadRow { file: file.to_string(), line: 0, reason: e.to_string() })
     })?;
-    let device = choose_device(true)?;
-    let model = TabularModel::load(model_dir, &device)?;
-    let model_inputs: Vec<&str> = model.config().inputs.iter().map(|i| i.name.as_str()).collect();
-    if model_inputs != p.model.features.iter().map(String::as_str).collect::<Vec<_>>() {
-        return Err(SluiceError::Usage(format!(
-            "model {} reads {model_inputs:?}, but the pipeline's model.features are {:?}",
-            model_dir.display(),
-            p.model.features
-        )));
-    }
-
-    let largest = planned.iter().flat_map(|(_, o)| o.iter().map(|o| o.meta.size)).max().unwrap_or(1) as usize;
+    let scorer = Scorer::load(p, model_dir)?;
+    let items: Vec<(String, Vec<SourceObject>)> = planned
+        .iter()
+        .flat_map(|(part, objs)| objs.chunks(p.source.objects_per_item).map(move |c| (part.clone(), c.to_vec())))
+        .collect();
+    let largest = items.iter().map(|(_, o)| o.iter().map(|o| o.meta.size).sum::<u64>()).max().unwrap_or(1) as usize;
     // a parsed, joined frame is a few times its CSV; size channels for the largest item
     let budget = Budget { channel_bytes: p.runtime.channel_mib << 20, item_bytes: largest.saturating_mul(4) };
     let kv = vec![
@@ -448,20 +553,15 @@ fn execute(
         ("sluice.pipeline_sha256".to_string(), p.sha256.clone()),
         ("sluice.model_id".to_string(), model_id.clone()),
     ];
-    let objects: Vec<(String, SourceObject)> =
-        planned.iter().flat_map(|(part, objs)| objs.iter().map(move |o| (part.clone(), o.clone()))).collect();
     let fail_on_bad_rows = p.source.on_bad_rows == "fail";
-    let (written, report) = runtime::source("extract", ExtractSource { objects }, budget, opts.cancel.clone())
+    let (written, report) = runtime::source("extract", ExtractSource { items }, budget, opts.cancel.clone())
         .stage("transform", p.runtime.transform_workers, |_| TransformStage {
+            format: p.source.format.clone(),
             csv: p.csv.clone(),
             transformer: Transformer::new(&dims, p.steps.clone()),
             fail_on_bad_rows,
         })
-        .stage("infer", p.runtime.infer_workers, |_| InferStage {
-            model: model.clone(),
-            output: p.model.output.clone(),
-            batch_rows: p.model.batch_rows,
-        })
+        .stage("infer", p.runtime.infer_workers, |_| InferStage { scorer: scorer.clone(), output: p.model.output.clone() })
         .sink(
             "write",
             WriteSink {

@@ -27,10 +27,17 @@ use crate::SluiceError;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
-    /// URI template; `{<partition key>}` is filled per partition.
+    /// URI template; `{<partition key>}` is filled per partition (a template without it
+    /// names one partition, `<key>=all`). A trailing `/` names every object under a prefix.
     pub uri: String,
+    /// `csv`, `ndjson`, `parquet`, `email` (one raw RFC 5322 message per object), or `auto`
+    /// (by each object's extension: .csv, .ndjson/.jsonl, .parquet).
     #[serde(default = "default_format")]
     pub format: String,
+    /// How many objects go into one item through the stages (their rows are processed
+    /// together; `unique_on` steps de-duplicate within an item).
+    #[serde(default = "one")]
+    pub objects_per_item: usize,
     #[serde(default = "default_nulls")]
     pub null_values: Vec<String>,
     #[serde(default = "default_separator")]
@@ -41,9 +48,14 @@ pub struct SourceConfig {
     /// Fail the run (exit 3) when more than this fraction of a partition's rows is quarantined.
     #[serde(default = "default_max_bad")]
     pub max_bad_fraction: f64,
-    /// Declared columns and their types (`i32`, `i64`, `f32`, `f64`, `str`, `bool`, `date`, `datetime`).
+    /// Declared columns and their types (`i32`, `i64`, `f32`, `f64`, `str`, `bool`, `date`,
+    /// `datetime`); required for CSV, optional for NDJSON and Parquet, none for email.
+    #[serde(default)]
     pub columns: BTreeMap<String, String>,
 }
+
+/// The source formats sluice reads.
+pub const FORMATS: [&str; 5] = ["csv", "ndjson", "parquet", "email", "auto"];
 
 fn default_format() -> String {
     "csv".into()
@@ -93,22 +105,43 @@ pub struct StepConfig {
     pub sql: Option<String>,
     /// A SQL boolean expression: rows where it is not true are dropped and counted.
     pub filter: Option<String>,
+    /// Drop rows that repeat an earlier row's values in these columns (counted).
+    pub unique_on: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
-    /// Model directory: config.json + model.safetensors.
+    /// `tabular_mlp` (scores rows from feature columns) or `sentence_embedding` (embeds a
+    /// text column).
+    #[serde(default = "default_model_kind")]
+    pub kind: String,
+    /// Model directory: config.json + model.safetensors (+ tokenizer.json for embeddings).
     pub path: String,
-    /// The columns the model reads; must match the model's declared inputs, in order.
+    /// tabular_mlp: the columns the model reads; must match its declared inputs, in order.
+    #[serde(default)]
     pub features: Vec<String>,
-    /// The column the score is written to.
+    /// sentence_embedding: the text column. Null texts get a null embedding.
+    pub text_column: Option<String>,
+    /// The column the score or embedding is written to.
     pub output: String,
+    /// tabular_mlp: rows per forward pass.
     #[serde(default = "default_batch_rows")]
     pub batch_rows: usize,
+    /// sentence_embedding: padded tokens per forward pass (texts x longest text).
+    #[serde(default = "default_max_tokens")]
+    pub max_tokens: usize,
 }
 
+pub const MODEL_KINDS: [&str; 2] = ["tabular_mlp", "sentence_embedding"];
+
+fn default_model_kind() -> String {
+    "tabular_mlp".into()
+}
 fn default_batch_rows() -> usize {
+    16_384
+}
+fn default_max_tokens() -> usize {
     16_384
 }
 
@@ -257,8 +290,11 @@ impl Pipeline {
         // source
         let mut csv = None;
         if let Some(s) = &source {
-            if s.format != "csv" {
-                errors.push(format!("source.format: '{}' is not supported (csv)", s.format));
+            if !FORMATS.contains(&s.format.as_str()) {
+                errors.push(format!("source.format: '{}' is not one of {}", s.format, FORMATS.join(", ")));
+            }
+            if s.objects_per_item == 0 {
+                errors.push("source.objects_per_item: must be at least 1".into());
             }
             if !["quarantine", "fail"].contains(&s.on_bad_rows.as_str()) {
                 errors.push(format!("source.on_bad_rows: '{}' (expected 'quarantine' or 'fail')", s.on_bad_rows));
@@ -268,14 +304,14 @@ impl Pipeline {
             }
             let sep = separator(&s.separator, "source.separator", &mut errors);
             let columns = column_types(&s.columns, "source.columns", &mut errors);
-            if s.columns.is_empty() {
+            if s.columns.is_empty() && s.format == "csv" {
                 errors.push("source.columns: declare at least one column".into());
+            }
+            if !s.columns.is_empty() && s.format == "email" {
+                errors.push("source.columns: an email source has a fixed schema; declare no columns".into());
             }
             if let Some(p) = &partition {
                 let vars = sluice_extract::source::template_vars(&s.uri);
-                if !vars.iter().any(|v| v == &p.key) {
-                    errors.push(format!("source.uri: the template does not use '{{{}}}' (the partition key)", p.key));
-                }
                 for v in vars.iter().filter(|v| *v != &p.key) {
                     errors.push(format!("source.uri: unknown placeholder '{{{v}}}' (only '{{{}}}' is filled)", p.key));
                 }
@@ -340,11 +376,12 @@ impl Pipeline {
         let mut parsed_steps = Vec::new();
         for (i, s) in steps.iter().enumerate() {
             let at = format!("transform[{i}] '{}'", s.name);
-            let step = match (&s.sql, &s.filter) {
-                (Some(sql), None) => Step::Sql { name: s.name.clone(), sql: sql.clone() },
-                (None, Some(keep)) => Step::Filter { name: s.name.clone(), keep: keep.clone() },
+            let step = match (&s.sql, &s.filter, &s.unique_on) {
+                (Some(sql), None, None) => Step::Sql { name: s.name.clone(), sql: sql.clone() },
+                (None, Some(keep), None) => Step::Filter { name: s.name.clone(), keep: keep.clone() },
+                (None, None, Some(on)) => Step::Unique { name: s.name.clone(), on: on.clone() },
                 _ => {
-                    errors.push(format!("{at}: give exactly one of 'sql' or 'filter'"));
+                    errors.push(format!("{at}: give exactly one of 'sql', 'filter' or 'unique_on'"));
                     continue;
                 }
             };
@@ -358,11 +395,35 @@ impl Pipeline {
         let mut model_dir = PathBuf::new();
         if let Some(m) = &model {
             model_dir = base.join(&m.path);
-            if check_model_dir {
-                check_model(&model_dir, m, &mut errors);
+            match m.kind.as_str() {
+                "tabular_mlp" => {
+                    if m.features.is_empty() {
+                        errors.push("model.features: a tabular_mlp model needs its feature columns".into());
+                    }
+                    if check_model_dir {
+                        check_model(&model_dir, m, &mut errors);
+                    }
+                }
+                "sentence_embedding" => {
+                    if m.text_column.is_none() {
+                        errors.push("model.text_column: a sentence_embedding model needs the text column".into());
+                    }
+                    if !m.features.is_empty() {
+                        errors.push("model.features: a sentence_embedding model reads text_column, not features".into());
+                    }
+                    for f in sluice_infer::embed::EMBEDDING_FILES {
+                        if check_model_dir && !model_dir.join(f).is_file() {
+                            errors.push(format!(
+                                "model.path: {} is missing {f} (for all-MiniLM-L6-v2: python3 data/fetch_minilm.py)",
+                                model_dir.display()
+                            ));
+                        }
+                    }
+                }
+                other => errors.push(format!("model.kind: '{other}' is not one of {}", MODEL_KINDS.join(", "))),
             }
-            if m.batch_rows == 0 {
-                errors.push("model.batch_rows: must be at least 1".into());
+            if m.batch_rows == 0 || m.max_tokens == 0 {
+                errors.push("model.batch_rows and model.max_tokens must be at least 1".into());
             }
         }
         if let Some(o) = &output {

@@ -12,9 +12,10 @@ pub enum TransformError {
     BadRow { file: String, line: u64, reason: String },
     #[error("{file}: line {line}, column '{column}': {reason}: '{value}'")]
     BadValue { file: String, line: u64, column: String, value: String, reason: String },
-    #[error("{file}: cannot parse CSV: {source}")]
-    Csv {
+    #[error("{file}: cannot parse {format}: {source}")]
+    Parse {
         file: String,
+        format: &'static str,
         #[source]
         source: PolarsError,
     },

@@ -135,7 +135,7 @@ pub fn read_csv(file: &str, bytes: &[u8], spec: &CsvSpec) -> Result<Ingested, Tr
         )
         .into_reader_with_file_handle(Cursor::new(data))
         .finish()
-        .map_err(|source| TransformError::Csv { file: file.to_string(), source })?;
+        .map_err(|source| TransformError::Parse { file: file.to_string(), format: "CSV", source })?;
     if raw.height() != scan.lines.len() {
         return Err(TransformError::BadRow {
             file: file.to_string(),
@@ -216,6 +216,52 @@ pub fn read_csv(file: &str, bytes: &[u8], spec: &CsvSpec) -> Result<Ingested, Tr
         .ctx(|| format!("{file}: selecting typed columns"))?;
     let rows_read = frame.height() + quarantine.height();
     Ok(Ingested { frame, quarantine, rows_read })
+}
+
+/// An empty quarantine frame (for typed formats, whose rows are never set aside).
+fn no_quarantine() -> DataFrame {
+    DataFrame::new_infer_height(
+        QUARANTINE_COLUMNS
+            .iter()
+            .map(|c| Column::new_empty((*c).into(), if *c == "line" { &DataType::UInt32 } else { &DataType::String }))
+            .collect(),
+    )
+    .unwrap_or_default()
+}
+
+/// Typed formats: declared columns must be present and are cast to their declared type
+/// (a value that does not convert is an error naming file and column).
+fn typed_format(file: &str, frame: DataFrame, columns: &[(String, ColumnType)]) -> Result<Ingested, TransformError> {
+    let names: Vec<String> = frame.get_column_names().iter().map(|s| s.to_string()).collect();
+    for (name, _) in columns {
+        if !names.contains(name) {
+            return Err(TransformError::MissingColumn { file: file.to_string(), column: name.clone(), header: names.join(",") });
+        }
+    }
+    let casts: Vec<Expr> = columns.iter().map(|(n, t)| col(n.as_str()).strict_cast(t.dtype())).collect();
+    let frame = frame
+        .lazy()
+        .with_columns(casts)
+        .collect()
+        .map_err(|source| TransformError::Parse { file: file.to_string(), format: "declared column types", source })?;
+    Ok(Ingested { rows_read: frame.height(), frame, quarantine: no_quarantine() })
+}
+
+/// Read newline-delimited JSON (one object per line).
+pub fn read_ndjson(file: &str, bytes: &[u8], columns: &[(String, ColumnType)]) -> Result<Ingested, TransformError> {
+    let frame = JsonReader::new(Cursor::new(bytes))
+        .with_json_format(JsonFormat::JsonLines)
+        .finish()
+        .map_err(|source| TransformError::Parse { file: file.to_string(), format: "NDJSON", source })?;
+    typed_format(file, frame, columns)
+}
+
+/// Read a Parquet object.
+pub fn read_parquet(file: &str, bytes: &[u8], columns: &[(String, ColumnType)]) -> Result<Ingested, TransformError> {
+    let frame = ParquetReader::new(Cursor::new(bytes))
+        .finish()
+        .map_err(|source| TransformError::Parse { file: file.to_string(), format: "Parquet", source })?;
+    typed_format(file, frame, columns)
 }
 
 /// Turn the first quarantined row into an error (for inputs that may not quarantine).

@@ -17,12 +17,15 @@ pub enum Step {
     /// Keep the rows where the SQL boolean expression `keep` is true; the others are counted
     /// as filtered by `name`.
     Filter { name: String, keep: String },
+    /// Keep the first row of each distinct combination of `on`; the others are counted as
+    /// filtered by `name`. Within one item (a partition, unless its objects are split).
+    Unique { name: String, on: Vec<String> },
 }
 
 impl Step {
     pub fn name(&self) -> &str {
         match self {
-            Step::Sql { name, .. } | Step::Filter { name, .. } => name,
+            Step::Sql { name, .. } | Step::Filter { name, .. } | Step::Unique { name, .. } => name,
         }
     }
 
@@ -37,6 +40,8 @@ impl Step {
                 Ok(())
             }
             Step::Filter { keep, .. } => sql_expr(keep).map(|_| ()).map_err(|e| e.to_string()),
+            Step::Unique { on, .. } if on.is_empty() => Err("unique_on needs at least one column".into()),
+            Step::Unique { .. } => Ok(()),
         }
     }
 }
@@ -78,6 +83,10 @@ impl Transformer {
                     let keep = sql_expr(keep).map_err(err)?;
                     // a null condition (e.g. a comparison with null) drops the row, as SQL does
                     frame = frame.lazy().filter(keep.fill_null(lit(false))).collect().map_err(err)?;
+                    filtered.push((name.clone(), before - frame.height()));
+                }
+                Step::Unique { name, on } => {
+                    frame = frame.unique_stable(Some(on.as_slice()), UniqueKeepStrategy::First, None).map_err(err)?;
                     filtered.push((name.clone(), before - frame.height()));
                 }
             }

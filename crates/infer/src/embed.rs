@@ -1,0 +1,263 @@
+//! Sentence embeddings with a BERT-family sentence-transformers model.
+//!
+//! A model directory holds `config.json`, `tokenizer.json` and `model.safetensors`, and,
+//! as sentence-transformers writes them, `modules.json` (is there a `Normalize` module?),
+//! `1_Pooling/config.json` (mean, CLS or max pooling) and `sentence_bert_config.json`
+//! (`max_seq_length`). The embedding is the pooled last hidden state over the attention
+//! mask, L2-normalised when the model says so — the same numbers as sentence-transformers.
+//!
+//! Batching ([`BatchPolicy`]): texts are tokenized once (truncated at `max_seq_length`, not
+//! padded), sorted by length inside a window, cut into batches by a token budget
+//! (batch size x longest text <= `max_tokens`), padded to the longest text of their batch,
+//! and the results are put back in input order. Padding is masked, so a text's embedding
+//! does not depend on its neighbours.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::bert::{BertModel, Config as BertConfig, DTYPE};
+use serde::Deserialize;
+use tokenizers::{Tokenizer, TruncationParams};
+
+use crate::InferError;
+
+/// The files an embedding model directory must hold.
+pub const EMBEDDING_FILES: [&str; 3] = ["config.json", "tokenizer.json", "model.safetensors"];
+
+/// How token embeddings become one vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pooling {
+    Mean,
+    Cls,
+    Max,
+}
+
+/// How texts are grouped into forward passes.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchPolicy {
+    /// Most padded tokens in one forward pass (batch size x longest text).
+    pub max_tokens: usize,
+    /// Most texts in one forward pass.
+    pub max_batch: usize,
+    /// Texts are sorted by length within windows of this many.
+    pub window: usize,
+}
+
+impl Default for BatchPolicy {
+    fn default() -> Self {
+        BatchPolicy { max_tokens: 16_384, max_batch: 256, window: 4_096 }
+    }
+}
+
+#[derive(Deserialize)]
+struct PoolingConfig {
+    #[serde(default)]
+    pooling_mode_cls_token: bool,
+    #[serde(default)]
+    pooling_mode_mean_tokens: bool,
+    #[serde(default)]
+    pooling_mode_max_tokens: bool,
+}
+
+#[derive(Deserialize)]
+struct Module {
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+#[derive(Deserialize)]
+struct SentenceBertConfig {
+    max_seq_length: Option<usize>,
+}
+
+pub struct EmbeddingModel {
+    bert: BertModel,
+    tokenizer: Tokenizer,
+    device: Device,
+    pooling: Pooling,
+    normalize: bool,
+    max_seq_length: usize,
+    dim: usize,
+    id: String,
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, InferError> {
+    let text = std::fs::read_to_string(path).map_err(|source| InferError::MissingFile { path: path.to_path_buf(), source })?;
+    serde_json::from_str(&text).map_err(|e| InferError::BadConfig { path: path.to_path_buf(), reason: e.to_string() })
+}
+
+fn optional_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, InferError> {
+    if path.exists() {
+        read_json(path).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+impl EmbeddingModel {
+    /// Load a model directory onto `device`. A missing required file is an error naming it.
+    pub fn load(dir: &Path, device: &Device) -> Result<Self, InferError> {
+        for f in EMBEDDING_FILES {
+            let path = dir.join(f);
+            if !path.is_file() {
+                return Err(InferError::MissingFile {
+                    path,
+                    source: std::io::Error::new(std::io::ErrorKind::NotFound, "required by an embedding model"),
+                });
+            }
+        }
+        let id = crate::files_id(dir, &EMBEDDING_FILES)?;
+        let config: BertConfig = read_json(&dir.join("config.json"))?;
+        let bad = |path: PathBuf, reason: String| InferError::BadConfig { path, reason };
+
+        let pooling = match optional_json::<PoolingConfig>(&dir.join("1_Pooling/config.json"))? {
+            None => Pooling::Mean,
+            Some(p) if p.pooling_mode_mean_tokens => Pooling::Mean,
+            Some(p) if p.pooling_mode_cls_token => Pooling::Cls,
+            Some(p) if p.pooling_mode_max_tokens => Pooling::Max,
+            Some(_) => return Err(bad(dir.join("1_Pooling/config.json"), "no supported pooling mode (mean, cls, max)".into())),
+        };
+        let normalize = optional_json::<Vec<Module>>(&dir.join("modules.json"))?
+            .is_some_and(|m| m.iter().any(|m| m.kind.ends_with("Normalize")));
+        let max_seq_length = optional_json::<SentenceBertConfig>(&dir.join("sentence_bert_config.json"))?
+            .and_then(|c| c.max_seq_length)
+            .unwrap_or(config.max_position_embeddings)
+            .min(config.max_position_embeddings);
+
+        let tok_path = dir.join("tokenizer.json");
+        let mut tokenizer = Tokenizer::from_file(&tok_path).map_err(|e| bad(tok_path.clone(), e.to_string()))?;
+        // the shipped tokenizer.json may fix truncation and padding (all-MiniLM-L6-v2: 128
+        // tokens, padded to 128); sentence-transformers truncates at max_seq_length and pads
+        // per batch, which is what we do
+        tokenizer
+            .with_truncation(Some(TruncationParams { max_length: max_seq_length, ..Default::default() }))
+            .map_err(|e| bad(tok_path.clone(), e.to_string()))?;
+        tokenizer.with_padding(None);
+
+        let tensors = candle_core::safetensors::load(dir.join("model.safetensors"), device)?;
+        let vb = VarBuilder::from_tensors(tensors, DTYPE, device);
+        let bert = BertModel::load(vb, &config)
+            .map_err(|e| bad(dir.join("model.safetensors"), format!("not a BERT checkpoint matching config.json: {e}")))?;
+        tracing::info!(model = %dir.display(), dim = config.hidden_size, max_seq_length, ?pooling, normalize, "embedding model loaded");
+        Ok(EmbeddingModel {
+            bert,
+            tokenizer,
+            device: device.clone(),
+            pooling,
+            normalize,
+            max_seq_length,
+            dim: config.hidden_size,
+            id,
+        })
+    }
+
+    /// Length of every embedding.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    pub fn max_seq_length(&self) -> usize {
+        self.max_seq_length
+    }
+
+    /// sha256 of the model's files.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Embed `texts`; the result is `texts.len() x dim`, row-major, in input order.
+    pub fn embed(&self, texts: &[&str], policy: &BatchPolicy) -> Result<Vec<f32>, InferError> {
+        let tok_err = |e: Box<dyn std::error::Error + Send + Sync>| InferError::Tokenizer(e.to_string());
+        let encodings = self.tokenizer.encode_batch_fast(texts.to_vec(), true).map_err(tok_err)?;
+        let lengths: Vec<usize> = encodings.iter().map(|e| e.get_ids().len()).collect();
+        let mut out = vec![0f32; texts.len() * self.dim];
+        for batch in plan_batches(&lengths, policy) {
+            let longest = batch.iter().map(|&i| lengths[i]).max().unwrap_or(0).max(1);
+            let (mut ids, mut mask) = (vec![0u32; batch.len() * longest], vec![0u32; batch.len() * longest]);
+            for (row, &i) in batch.iter().enumerate() {
+                let e = &encodings[i];
+                ids[row * longest..row * longest + lengths[i]].copy_from_slice(e.get_ids());
+                mask[row * longest..row * longest + lengths[i]].copy_from_slice(e.get_attention_mask());
+            }
+            let shape = (batch.len(), longest);
+            let ids = Tensor::from_vec(ids, shape, &self.device)?;
+            let mask = Tensor::from_vec(mask, shape, &self.device)?;
+            let types = ids.zeros_like()?;
+            let hidden = self.bert.forward(&ids, &types, Some(&mask))?;
+            let pooled = self.pool(&hidden, &mask)?;
+            let rows = pooled.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+            for (row, &i) in rows.iter().zip(&batch) {
+                out[i * self.dim..(i + 1) * self.dim].copy_from_slice(row);
+            }
+        }
+        Ok(out)
+    }
+
+    fn pool(&self, hidden: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
+        let m = mask.to_dtype(hidden.dtype())?.unsqueeze(2)?; // (b, l, 1)
+        let pooled = match self.pooling {
+            Pooling::Mean => {
+                let summed = hidden.broadcast_mul(&m)?.sum(1)?;
+                let counts = m.sum(1)?.maximum(1e-9)?;
+                summed.broadcast_div(&counts)?
+            }
+            Pooling::Cls => hidden.narrow(1, 0, 1)?.squeeze(1)?,
+            Pooling::Max => {
+                // masked positions must not win the max
+                let neg = ((m.ones_like()? - &m)? * -1e9)?;
+                hidden.broadcast_add(&neg)?.max(1)?
+            }
+        };
+        if !self.normalize {
+            return Ok(pooled);
+        }
+        let norm = pooled.sqr()?.sum_keepdim(1)?.sqrt()?.maximum(1e-12)?;
+        pooled.broadcast_div(&norm)
+    }
+}
+
+/// Cut texts (by their token counts) into batches: sorted by length inside each window,
+/// each batch within the token budget. Every index appears in exactly one batch.
+pub fn plan_batches(lengths: &[usize], policy: &BatchPolicy) -> Vec<Vec<usize>> {
+    let mut batches = Vec::new();
+    let window = policy.window.max(1);
+    for start in (0..lengths.len()).step_by(window) {
+        let mut idx: Vec<usize> = (start..(start + window).min(lengths.len())).collect();
+        idx.sort_by_key(|&i| lengths[i]); // stable: equal lengths keep input order
+        let mut batch: Vec<usize> = Vec::new();
+        for i in idx {
+            let longest = lengths[i].max(1); // ascending, so the newest is the longest
+            if !batch.is_empty() && ((batch.len() + 1) * longest > policy.max_tokens || batch.len() >= policy.max_batch) {
+                batches.push(std::mem::take(&mut batch));
+            }
+            batch.push(i);
+        }
+        if !batch.is_empty() {
+            batches.push(batch);
+        }
+    }
+    batches
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_respect_the_token_budget_and_cover_every_text_once() {
+        let lengths: Vec<usize> = (0..1000).map(|i| 3 + (i * 7919) % 250).collect();
+        let policy = BatchPolicy { max_tokens: 2048, max_batch: 64, window: 300 };
+        let batches = plan_batches(&lengths, &policy);
+        let mut seen: Vec<usize> = batches.iter().flatten().copied().collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..1000).collect::<Vec<_>>());
+        for b in &batches {
+            let longest = b.iter().map(|&i| lengths[i]).max().unwrap();
+            assert!(b.len() <= 64);
+            assert!(b.len() == 1 || b.len() * longest <= 2048, "{} x {longest}", b.len());
+            // a batch never mixes windows
+            assert_eq!(b.iter().map(|&i| i / 300).min(), b.iter().map(|&i| i / 300).max());
+        }
+    }
+}

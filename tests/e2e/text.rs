@@ -1,0 +1,125 @@
+//! The text pipelines: text_embeddings (CSV, NDJSON, Parquet input) and email_embeddings.
+//! They need the model: `python3 data/fetch_minilm.py` (`.ci/run` does it).
+
+use super::*;
+
+fn text_pipeline() -> String {
+    repo().join("pipelines/text_embeddings.toml").display().to_string()
+}
+
+fn embeddings_of(file: &str) -> (DataFrame, Vec<Vec<f32>>) {
+    let df = read_parquet(file);
+    let col = df.column("embedding").unwrap();
+    assert_eq!(col.dtype(), &DataType::Array(Box::new(DataType::Float32), 384), "a fixed-size list of 384 float32");
+    assert_eq!(col.null_count(), 0);
+    let inner = col.as_materialized_series().array().unwrap().get_inner();
+    let flat: Vec<f32> = inner.f32().unwrap().into_no_null_iter().collect();
+    let vecs = flat.chunks(384).map(<[f32]>::to_vec).collect();
+    (df, vecs)
+}
+
+#[test]
+fn text_embeddings_of_ndjson_keep_columns_and_add_384_floats() {
+    // the first 200 texts of the committed sample (the parity test embeds all 1,000)
+    let dir = temp_dir("text-ndjson");
+    let sample = std::fs::read_to_string(repo().join("data/sample/texts/texts.ndjson")).unwrap();
+    let input = dir.join("texts.ndjson");
+    std::fs::write(&input, sample.lines().take(200).collect::<Vec<_>>().join("\n") + "\n").unwrap();
+    let ds = dir.join("dataset");
+    let out = sluice(&["run", &text_pipeline(), "--input", input.to_str().unwrap(), "--output", ds.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let s = out.summary();
+    let p = &s["partitions"][0];
+    assert_eq!(p["partition"], "batch=all");
+    assert_eq!(p["rows_in"], 200);
+    assert_eq!(p["rows_in"].as_u64().unwrap(), p["rows_out"].as_u64().unwrap() + p["rows_filtered"].as_u64().unwrap());
+    let (df, vecs) = embeddings_of(p["files"][0].as_str().unwrap());
+    for c in ["id", "group", "text", "batch"] {
+        assert!(df.column(c).is_ok(), "{c} kept: {:?}", df.get_column_names());
+    }
+    assert_eq!(vecs.len() as u64, p["rows_out"].as_u64().unwrap());
+    for v in &vecs {
+        let norm: f32 = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4, "norm {norm}");
+    }
+}
+
+#[test]
+fn csv_and_parquet_inputs_with_empty_and_null_texts_follow_the_policy() {
+    let dir = temp_dir("text-csv");
+    let csv = dir.join("texts.csv");
+    std::fs::write(&csv, "id,text\n1,The cat sat on the mat.\n2,\n3,   \n4,\"A second, quoted text\"\n5,NA\n").unwrap();
+    let ds = temp_dir("text-csv-ds");
+    let out = sluice(&["run", &text_pipeline(), "--input", csv.to_str().unwrap(), "--output", ds.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let p = &out.summary()["partitions"][0];
+    assert_eq!((p["rows_in"].as_u64(), p["rows_out"].as_u64(), p["rows_filtered"].as_u64()), (Some(5), Some(2), Some(3)));
+    let (df, vecs) = embeddings_of(p["files"][0].as_str().unwrap());
+    assert_eq!(df.column("id").unwrap().str().unwrap().get(1), Some("4"));
+
+    // the same rows as Parquet give the same vectors
+    let mut frame = df!("id" => ["1", "4"], "text" => ["The cat sat on the mat.", "A second, quoted text"]).unwrap();
+    let pq = dir.join("texts.parquet");
+    ParquetWriter::new(File::create(&pq).unwrap()).finish(&mut frame).unwrap();
+    let ds2 = temp_dir("text-pq-ds");
+    let out = sluice(&["run", &text_pipeline(), "--input", pq.to_str().unwrap(), "--output", ds2.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let (_, vecs2) = embeddings_of(out.summary()["partitions"][0]["files"][0].as_str().unwrap());
+    for (a, b) in vecs.iter().zip(&vecs2) {
+        assert!(a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-5));
+    }
+
+    // an input without a text column is bad input, named
+    let bad = dir.join("bad.csv");
+    std::fs::write(&bad, "id,body\n1,hello\n").unwrap();
+    let out = sluice(&["run", &text_pipeline(), "--input", bad.to_str().unwrap(), "--output", temp_dir("text-bad").to_str().unwrap()]);
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(out.summary()["error"].as_str().unwrap().contains("missing column 'text'"));
+}
+
+#[test]
+fn emails_are_parsed_deduplicated_quarantined_and_embedded() {
+    // the committed sample, plus one exact duplicate and one object that is not an email
+    let landing = temp_dir("emails").join("emails");
+    for e in std::fs::read_dir(repo().join("data/sample/emails")).unwrap() {
+        let e = e.unwrap();
+        std::fs::create_dir_all(landing.join(e.file_name())).unwrap();
+        for f in std::fs::read_dir(e.path()).unwrap() {
+            let f = f.unwrap();
+            std::fs::copy(f.path(), landing.join(e.file_name()).join(f.file_name())).unwrap();
+        }
+    }
+    let first = std::fs::read_dir(landing.join("spam-1")).unwrap().next().unwrap().unwrap().path();
+    std::fs::copy(&first, landing.join("spam-1/zz-copy.txt")).unwrap();
+    std::fs::write(landing.join("spam-1/zz-empty.txt"), "\n\n").unwrap();
+    let emails = files_under(&landing).len() as u64;
+
+    let ds = temp_dir("emails-ds");
+    let p = repo().join("pipelines/email_embeddings.toml");
+    let param = format!("landing={}", landing.display());
+    let out = sluice(&["run", p.to_str().unwrap(), "--param", &param, "--output", ds.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let s = out.summary();
+    let part = &s["partitions"][0];
+    assert_eq!(part["rows_in"].as_u64(), Some(emails));
+    assert_eq!(part["rows_quarantined"], 1);
+    assert!(part["rows_filtered"].as_u64().unwrap() >= 1, "the copy is a duplicate");
+    let manifest: Value = serde_json::from_slice(
+        &std::fs::read(ds.join(format!("corpus=all/{}/manifest.json", part["version"].as_str().unwrap()))).unwrap(),
+    )
+    .unwrap();
+    assert!(manifest["rows"]["filtered_by"]["duplicate"].as_u64().unwrap() >= 1);
+    let q = read_parquet(part["quarantine_file"].as_str().unwrap());
+    assert!(q.column("file").unwrap().str().unwrap().get(0).unwrap().ends_with("zz-empty.txt"));
+
+    let (df, vecs) = embeddings_of(part["files"][0].as_str().unwrap());
+    assert_eq!(vecs.len() as u64, part["rows_out"].as_u64().unwrap());
+    let labels: Vec<&str> = df.column("label").unwrap().str().unwrap().iter().flatten().collect();
+    assert!(labels.contains(&"ham") && labels.contains(&"spam"));
+    let groups = df.column("group").unwrap().str().unwrap().unique().unwrap().len();
+    assert_eq!(groups, 5);
+    assert!(df.column("date").unwrap().null_count() < df.height() / 10, "dates parse");
+    assert!(matches!(df.column("date").unwrap().dtype(), DataType::Datetime(_, _)));
+    let bodies = df.column("body").unwrap().str().unwrap();
+    assert!(bodies.iter().flatten().all(|b| !b.contains("</html>") && !b.contains("<body")), "HTML is stripped");
+}
