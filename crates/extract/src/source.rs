@@ -143,30 +143,32 @@ mod tests {
     }
 
     #[test]
-    fn templates_expand_and_report_missing_values() {
-        assert_eq!(expand_template("a/{date}.csv", &vars("date", "2013-01-15")).unwrap(), "a/2013-01-15.csv");
+    fn templates_expand_and_report_missing_values() -> Result<(), Box<dyn std::error::Error>> {
+        assert_eq!(expand_template("a/{date}.csv", &vars("date", "2013-01-15"))?, "a/2013-01-15.csv");
         let e = expand_template("a/{day}.csv", &vars("date", "x")).unwrap_err();
         assert!(e.to_string().contains("{day}"), "{e}");
         assert_eq!(template_vars("s/{a}/{b}.csv"), vec!["a", "b"]);
+        Ok(())
     }
 
     #[test]
-    fn lists_and_fetches_real_files_with_checksums() {
+    fn lists_and_fetches_real_files_with_checksums() -> Result<(), Box<dyn std::error::Error>> {
         let dir = std::env::temp_dir().join(format!("sluice-extract-test-{}", std::process::id()));
-        std::fs::create_dir_all(dir.join("p")).unwrap();
-        std::fs::write(dir.join("p/b.csv"), b"x\n2\n").unwrap();
-        std::fs::write(dir.join("p/a.csv"), b"x\n1\n").unwrap();
+        std::fs::create_dir_all(dir.join("p"))?;
+        std::fs::write(dir.join("p/b.csv"), b"x\n2\n")?;
+        std::fs::write(dir.join("p/a.csv"), b"x\n1\n")?;
         let spec = SourceSpec::new(format!("{}/{{k}}/", dir.display()), None);
-        let objs = spec.list(&vars("k", "p")).unwrap();
+        let objs = spec.list(&vars("k", "p"))?;
         assert_eq!(objs.len(), 2);
         assert!(objs[0].meta.uri.ends_with("/p/a.csv"), "{}", objs[0].meta.uri);
-        let raw = objs[0].fetch().unwrap();
+        let raw = objs[0].fetch()?;
         assert_eq!(&raw.bytes[..], b"x\n1\n");
         assert_eq!(raw.sha256, hex::encode(Sha256::digest(b"x\n1\n")));
-        assert!(spec.list(&vars("k", "missing")).unwrap().is_empty());
+        assert!(spec.list(&vars("k", "missing"))?.is_empty());
         let single = SourceSpec::new(format!("{}/p/{{k}}.csv", dir.display()), None);
-        assert_eq!(single.list(&vars("k", "b")).unwrap().len(), 1);
-        assert!(single.list(&vars("k", "zzz")).unwrap().is_empty());
-        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(single.list(&vars("k", "b"))?.len(), 1);
+        assert!(single.list(&vars("k", "zzz"))?.is_empty());
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
     }
 }

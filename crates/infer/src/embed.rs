@@ -46,7 +46,7 @@ pub struct BatchPolicy {
 
 impl Default for BatchPolicy {
     fn default() -> Self {
-        BatchPolicy { max_tokens: 16_384, max_batch: 256, window: 4_096 }
+        BatchPolicy { max_tokens: 4_096, max_batch: 256, window: 4_096 }
     }
 }
 

@@ -76,7 +76,7 @@ pub fn rollback(ds: &Dataset, target: &RollbackTarget, command: &[String]) -> Re
     let started = std::time::Instant::now();
     let log = ds.log()?;
     let snap = store::fold(&log, None);
-    let mut changes: BTreeMap<String, Option<PartitionVersion>> = BTreeMap::new();
+    let mut moves: BTreeMap<String, Option<PartitionVersion>> = BTreeMap::new();
     match target {
         RollbackTarget::Partition { partition, to } => {
             store::validate_partition(partition)?;
@@ -95,7 +95,7 @@ pub fn rollback(ds: &Dataset, target: &RollbackTarget, command: &[String]) -> Re
                     ))
                 })?,
             };
-            changes.insert(partition.clone(), Some(wanted));
+            moves.insert(partition.clone(), Some(wanted));
         }
         RollbackTarget::Run { run_id } => {
             let published: Vec<&Commit> =
@@ -108,7 +108,7 @@ pub fn rollback(ds: &Dataset, target: &RollbackTarget, command: &[String]) -> Re
                 for p in c.partitions.keys() {
                     let is_current = snap.partitions.get(p).is_some_and(|v| &v.version == run_id);
                     if is_current {
-                        changes.insert(p.clone(), before.partitions.get(p).cloned());
+                        moves.insert(p.clone(), before.partitions.get(p).cloned());
                     } else {
                         tracing::warn!(partition = %p, "not current any more; left as it is");
                     }
@@ -117,8 +117,8 @@ pub fn rollback(ds: &Dataset, target: &RollbackTarget, command: &[String]) -> Re
         }
     }
     // drop no-ops; refuse targets whose files are gone
-    changes.retain(|p, v| snap.partitions.get(p).map(|c| &c.version) != v.as_ref().map(|v| &v.version));
-    for (p, v) in &changes {
+    moves.retain(|p, v| snap.partitions.get(p).map(|c| &c.version) != v.as_ref().map(|v| &v.version));
+    for (p, v) in &moves {
         if let Some(v) = v {
             let missing = ds.missing_files(v)?;
             if !missing.is_empty() {
@@ -132,7 +132,7 @@ pub fn rollback(ds: &Dataset, target: &RollbackTarget, command: &[String]) -> Re
         }
     }
     let action_id = format!("rollback-{}", store::new_run_id());
-    let summaries: Vec<PartitionSummary> = changes
+    let summaries: Vec<PartitionSummary> = moves
         .iter()
         .map(|(p, v)| PartitionSummary {
             partition: p.clone(),
@@ -145,7 +145,7 @@ pub fn rollback(ds: &Dataset, target: &RollbackTarget, command: &[String]) -> Re
             quarantine_file: None,
         })
         .collect();
-    if changes.is_empty() {
+    if moves.is_empty() {
         return Ok(RunSummary {
             status: "up_to_date",
             run_id: action_id,
@@ -156,8 +156,8 @@ pub fn rollback(ds: &Dataset, target: &RollbackTarget, command: &[String]) -> Re
             bottleneck: None,
         });
     }
-    let previous = changes.keys().map(|p| (p.clone(), snap.partitions.get(p).map(|v| v.version.clone()))).collect();
-    let commit = ds.commit(snap.commit, Operation::Rollback, &action_id, changes, previous, command)?;
+    let previous = moves.keys().map(|p| (p.clone(), snap.partitions.get(p).map(|v| v.version.clone()))).collect();
+    let commit = ds.commit(snap.commit, Operation::Rollback, &action_id, moves, previous, command)?;
     Ok(RunSummary {
         status: "published",
         run_id: action_id,

@@ -142,7 +142,8 @@ fn default_batch_rows() -> usize {
     16_384
 }
 fn default_max_tokens() -> usize {
-    16_384
+    // measured on all-MiniLM-L6-v2, 2 cores: 4,096 was faster than 16,384 and needs a third of the memory
+    4_096
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -99,7 +99,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_multipart_quoted_printable_base64_html_and_charsets() {
+    fn parses_multipart_quoted_printable_base64_html_and_charsets() -> Result<(), Box<dyn std::error::Error>> {
         let qp = b"From: Ann <ann@example.com>\r\nTo: bob@example.com, cy@example.com\r\nSubject: =?iso-8859-1?q?Caf=E9?=\r\nDate: Thu, 22 Aug 2002 12:36:23 +0100\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nna=EFve soft=\r\nbreak\r\n";
         let html = b"From: spam@example.com\r\nSubject: Win\r\nMIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=XX\r\n\r\n--XX\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\nPGh0bWw+PGJvZHk+PHA+QmlnIDxiPnByaXplPC9iPjwvcD48L2JvZHk+PC9odG1sPg==\r\n--XX--\r\n";
         let disguised = b"From: x@example.com\r\nSubject: Hi\r\nContent-Type: text/plain\r\n\r\n<HTML>\n<BODY>Cheap <B>meds</B></BODY></HTML>\n";
@@ -109,26 +109,26 @@ mod tests {
             ("/m/spam/3.txt", b"  \n"),
             ("/m/spam/4.txt", b"\x00\x01 just bytes"),
             ("/m/spam/5.txt", disguised),
-        ])
-        .unwrap();
+        ])?;
         assert_eq!(got.rows_read, 5);
         let f = &got.frame;
         assert_eq!(f.height(), 3, "{f}");
-        let html: Vec<bool> = f.column("body_html").unwrap().bool().unwrap().iter().flatten().collect();
+        let html: Vec<bool> = f.column("body_html")?.bool()?.iter().flatten().collect();
         assert_eq!(html, vec![false, true, true]);
-        let disguised_body = f.column("body").unwrap().str().unwrap().get(2).unwrap().to_string();
+        let disguised_body = f.column("body")?.str()?.get(2).ok_or("no body")?.to_string();
         assert!(disguised_body.contains("Cheap") && !disguised_body.contains('<'), "{disguised_body}");
-        let s = |c: &str, i: usize| f.column(c).unwrap().str().unwrap().get(i).map(str::to_string);
+        let s = |c: &str, i: usize| f.column(c).ok()?.str().ok()?.get(i).map(str::to_string);
         assert_eq!(s("subject", 0).as_deref(), Some("Café"));
         assert_eq!(s("body", 0).as_deref(), Some("naïve softbreak"));
         assert_eq!(s("to", 0).as_deref(), Some("bob@example.com, cy@example.com"));
         assert_eq!(s("folder", 1).as_deref(), Some("spam"));
-        let body = s("body", 1).unwrap();
+        let body = s("body", 1).ok_or("no body")?;
         assert!(body.contains("Big") && body.contains("prize") && !body.contains('<'), "{body}");
-        let date = f.column("date").unwrap().cast(&DataType::Int64).unwrap();
-        assert_eq!(date.i64().unwrap().get(0), Some(1_030_016_183_000_000)); // 2002-08-22T11:36:23Z
+        let date = f.column("date")?.cast(&DataType::Int64)?;
+        assert_eq!(date.i64()?.get(0), Some(1_030_016_183_000_000)); // 2002-08-22T11:36:23Z
         assert_eq!(got.quarantine.height(), 2);
-        let reasons: Vec<&str> = got.quarantine.column("reason").unwrap().str().unwrap().iter().flatten().collect();
+        let reasons: Vec<&str> = got.quarantine.column("reason")?.str()?.iter().flatten().collect();
         assert_eq!(reasons[0], "empty file");
+        Ok(())
     }
 }
