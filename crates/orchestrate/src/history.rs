@@ -85,7 +85,10 @@ pub fn rollback(ds: &Dataset, target: &RollbackTarget, command: &[String]) -> Re
                 return Err(SluiceError::Usage(format!("{}: partition {partition} has no versions", ds.uri())));
             }
             let wanted = match to.parse::<u64>() {
-                Ok(n) => ds.snapshot(Some(n))?.partitions.get(partition).cloned().ok_or_else(|| {
+                Ok(n) if n > log.len() as u64 => {
+                    return Err(SluiceError::Usage(format!("{}: no commit {n} (latest is {})", ds.uri(), log.len())))
+                }
+                Ok(n) => store::fold(&log, Some(n)).partitions.get(partition).cloned().ok_or_else(|| {
                     SluiceError::Usage(format!("partition {partition} did not exist as of commit {n}"))
                 })?,
                 Err(_) => versions.iter().find(|v| &v.version == to).cloned().ok_or_else(|| {
@@ -104,7 +107,7 @@ pub fn rollback(ds: &Dataset, target: &RollbackTarget, command: &[String]) -> Re
                 return Err(SluiceError::Usage(format!("{}: no commit published run '{run_id}'", ds.uri())));
             }
             for c in published {
-                let before = ds.snapshot(Some(c.commit - 1))?;
+                let before = store::fold(&log, Some(c.commit - 1));
                 for p in c.partitions.keys() {
                     let is_current = snap.partitions.get(p).is_some_and(|v| &v.version == run_id);
                     if is_current {
