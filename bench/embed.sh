@@ -49,6 +49,8 @@ run() {  # name, then the command; prints "name texts/s peak_kib"
 {
   run sluice_1t env RAYON_NUM_THREADS=1 "$BIN" "$MODEL" "$WORK/texts.json" "$WORK/sluice.f32"
   run sluice_2t env RAYON_NUM_THREADS=2 "$BIN" "$MODEL" "$WORK/texts.json" "$WORK/sluice.f32"
+  # the same model through candle-transformers' BertModel (candle's per-op CPU path), for scale
+  run candle_ops_2t env RAYON_NUM_THREADS=2 "$BIN" "$MODEL" "$WORK/texts.json" --kernels candle
   run st_1t env TORCH_THREADS=1 "$VENV/bin/python" "$PEERS/embed_st.py" "$WORK/texts.json" "$WORK/st.npy"
   run st_2t env TORCH_THREADS=2 "$VENV/bin/python" "$PEERS/embed_st.py" "$WORK/texts.json" "$WORK/st.npy"
   run ort_1t "$VENV/bin/python" "$PEERS/embed_ort.py" "$WORK/onnx/minilm_l6_fp32.onnx" "$WORK/texts.json" "$WORK/ort.npy" 1
@@ -62,6 +64,9 @@ rows = [l.split() for l in open(f"{w}/results.txt") if l.strip()]
 r = {name: (float(rate), int(peak) / 1024) for name, rate, peak in rows}
 best = lambda p: max((v for k, v in r.items() if k.startswith(p)), key=lambda v: v[0])
 s, st, ort = best("sluice"), best("st"), best("ort")
+if "candle_ops_2t" in r:
+    c = r["candle_ops_2t"]
+    print(f"\nsluice's fused kernels vs candle's per-op BertModel, 2 threads: {r['sluice_2t'][0] / c[0]:.2f}x ({c[0]:.1f} texts/s)")
 print(f"\nbest of 1 and 2 threads: sluice {s[0]:.1f} texts/s ({s[1]:.0f} MiB peak), "
       f"sentence-transformers {st[0]:.1f} ({st[1]:.0f} MiB), ONNX Runtime {ort[0]:.1f} ({ort[1]:.0f} MiB)")
 print(f"ratios: sluice/ST {s[0] / st[0]:.2f}x, sluice/ORT {s[0] / ort[0]:.2f}x, peak RSS sluice/ST {s[1] / st[1]:.2f}")

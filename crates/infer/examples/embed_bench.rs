@@ -1,7 +1,7 @@
 //! Embedding throughput, measured like the peers (../shared/peers/embed_*.py): load, warm up
 //! on 64 texts, then time `embed` over all texts.
 //!
-//!     cargo run --release -p sluice-infer --example embed_bench -- MODEL_DIR TEXTS.json [OUT.f32] [--max-tokens N]
+//!     cargo run --release -p sluice-infer --example embed_bench -- MODEL_DIR TEXTS.json [OUT.f32] [--max-tokens N] [--kernels fused|candle]
 //!
 //! TEXTS.json is a JSON list of strings. OUT.f32 (optional) gets the embeddings as raw
 //! little-endian float32, row-major, for comparison with the peers' outputs. The device is
@@ -9,7 +9,7 @@
 
 use std::time::Instant;
 
-use sluice_infer::{choose_device, BatchPolicy, EmbeddingModel};
+use sluice_infer::{choose_device, BatchPolicy, EmbeddingModel, Kernels};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -21,10 +21,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         policy.max_tokens = args.get(i + 1).ok_or("--max-tokens N")?.parse()?;
         args.drain(i..i + 2);
     }
+    let mut kernels = None;
+    if let Some(i) = args.iter().position(|a| a == "--kernels") {
+        kernels = match args.get(i + 1).map(String::as_str) {
+            Some("fused") => Some(Kernels::Fused),
+            Some("candle") => Some(Kernels::Candle),
+            _ => return Err("--kernels fused|candle".into()),
+        };
+        args.drain(i..i + 2);
+    }
     let (dir, texts_path) = (args.first().ok_or("MODEL_DIR")?, args.get(1).ok_or("TEXTS.json")?);
     let t0 = Instant::now();
     let device = choose_device(true)?;
-    let model = EmbeddingModel::load(std::path::Path::new(dir), &device)?;
+    let dir = std::path::Path::new(dir);
+    let model = match kernels {
+        Some(k) => EmbeddingModel::load_with(dir, &device, k)?,
+        None => EmbeddingModel::load(dir, &device)?,
+    };
     let texts: Vec<String> = serde_json::from_str(&std::fs::read_to_string(texts_path)?)?;
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let load_s = t0.elapsed().as_secs_f64();
@@ -33,7 +46,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let emb = model.embed(&refs, &policy)?;
     let dt = t.elapsed().as_secs_f64();
     println!(
-        "sluice device={device:?} threads={} max_tokens={} load_s={load_s:.2} {} texts in {dt:.2}s -> {:.1} texts/s dim={}",
+        "sluice device={device:?} kernels={kernels:?} threads={} max_tokens={} load_s={load_s:.2} {} texts in {dt:.2}s -> {:.1} texts/s dim={}",
         std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "auto".into()),
         policy.max_tokens,
         texts.len(),

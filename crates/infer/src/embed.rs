@@ -16,10 +16,12 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
+use rayon::prelude::*;
 use candle_transformers::models::bert::{BertModel, Config as BertConfig, DTYPE};
 use serde::Deserialize;
 use tokenizers::{Tokenizer, TruncationParams};
 
+use crate::encoder::CpuBert;
 use crate::InferError;
 
 /// The files an embedding model directory must hold.
@@ -71,8 +73,23 @@ struct SentenceBertConfig {
     max_seq_length: Option<usize>,
 }
 
+/// Which implementation runs the BERT encoder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernels {
+    /// [`crate::encoder`]: fused CPU kernels, whole batches in parallel (CPU only).
+    Fused,
+    /// `candle_transformers`' `BertModel`: any device; the reference the fused path is
+    /// checked against.
+    Candle,
+}
+
+enum Encoder {
+    Fused(CpuBert),
+    Candle(BertModel),
+}
+
 pub struct EmbeddingModel {
-    bert: BertModel,
+    encoder: Encoder,
     tokenizer: Tokenizer,
     device: Device,
     pooling: Pooling,
@@ -96,8 +113,14 @@ fn optional_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T
 }
 
 impl EmbeddingModel {
-    /// Load a model directory onto `device`. A missing required file is an error naming it.
+    /// Load a model directory onto `device`: the fused kernels on the CPU, candle's
+    /// `BertModel` elsewhere. A missing required file is an error naming it.
     pub fn load(dir: &Path, device: &Device) -> Result<Self, InferError> {
+        Self::load_with(dir, device, if device.is_cpu() { Kernels::Fused } else { Kernels::Candle })
+    }
+
+    /// [`EmbeddingModel::load`] with a chosen encoder implementation.
+    pub fn load_with(dir: &Path, device: &Device, kernels: Kernels) -> Result<Self, InferError> {
         for f in EMBEDDING_FILES {
             let path = dir.join(f);
             if !path.is_file() {
@@ -137,11 +160,22 @@ impl EmbeddingModel {
 
         let tensors = candle_core::safetensors::load(dir.join("model.safetensors"), device)?;
         let vb = VarBuilder::from_tensors(tensors, DTYPE, device);
-        let bert = BertModel::load(vb, &config)
-            .map_err(|e| bad(dir.join("model.safetensors"), format!("not a BERT checkpoint matching config.json: {e}")))?;
-        tracing::info!(model = %dir.display(), dim = config.hidden_size, max_seq_length, ?pooling, normalize, "embedding model loaded");
+        let not_bert = |e: candle_core::Error| bad(dir.join("model.safetensors"), format!("not a BERT checkpoint matching config.json: {e}"));
+        let encoder = match kernels {
+            Kernels::Fused if !device.is_cpu() => {
+                return Err(bad(dir.to_path_buf(), "the fused kernels run on the CPU only".into()))
+            }
+            Kernels::Fused => {
+                // whole batches run in parallel, one per thread (see `embed`), so gemm's
+                // own threading inside each product would only add synchronisation
+                gemm::set_threading_threshold(usize::MAX);
+                Encoder::Fused(CpuBert::load(vb, &config).map_err(not_bert)?)
+            }
+            Kernels::Candle => Encoder::Candle(BertModel::load(vb, &config).map_err(not_bert)?),
+        };
+        tracing::info!(model = %dir.display(), dim = config.hidden_size, max_seq_length, ?pooling, normalize, ?kernels, "embedding model loaded");
         Ok(EmbeddingModel {
-            bert,
+            encoder,
             tokenizer,
             device: device.clone(),
             pooling,
@@ -167,31 +201,64 @@ impl EmbeddingModel {
     }
 
     /// Embed `texts`; the result is `texts.len() x dim`, row-major, in input order.
+    ///
+    /// With the fused kernels, batches run in parallel on rayon's pool (one batch per
+    /// thread: `RAYON_NUM_THREADS`); with candle's encoder, one after another, each product
+    /// threaded inside.
     pub fn embed(&self, texts: &[&str], policy: &BatchPolicy) -> Result<Vec<f32>, InferError> {
+        self.embed_cancellable(texts, policy, &|| false)
+    }
+
+    /// [`EmbeddingModel::embed`] that checks `cancelled` before each batch and stops with
+    /// [`InferError::Cancelled`] once it says so.
+    pub fn embed_cancellable(
+        &self,
+        texts: &[&str],
+        policy: &BatchPolicy,
+        cancelled: &(dyn Fn() -> bool + Sync),
+    ) -> Result<Vec<f32>, InferError> {
         let tok_err = |e: Box<dyn std::error::Error + Send + Sync>| InferError::Tokenizer(e.to_string());
         let encodings = self.tokenizer.encode_batch_fast(texts.to_vec(), true).map_err(tok_err)?;
         let lengths: Vec<usize> = encodings.iter().map(|e| e.get_ids().len()).collect();
-        let mut out = vec![0f32; texts.len() * self.dim];
-        for batch in plan_batches(&lengths, policy) {
-            let longest = batch.iter().map(|&i| lengths[i]).max().unwrap_or(0).max(1);
-            let (mut ids, mut mask) = (vec![0u32; batch.len() * longest], vec![0u32; batch.len() * longest]);
-            for (row, &i) in batch.iter().enumerate() {
-                let e = &encodings[i];
-                ids[row * longest..row * longest + lengths[i]].copy_from_slice(e.get_ids());
-                mask[row * longest..row * longest + lengths[i]].copy_from_slice(e.get_attention_mask());
+        let batches = plan_batches(&lengths, policy);
+        let run = |batch: &Vec<usize>| {
+            if cancelled() {
+                return Err(InferError::Cancelled);
             }
-            let shape = (batch.len(), longest);
-            let ids = Tensor::from_vec(ids, shape, &self.device)?;
-            let mask = Tensor::from_vec(mask, shape, &self.device)?;
-            let types = ids.zeros_like()?;
-            let hidden = self.bert.forward(&ids, &types, Some(&mask))?;
-            let pooled = self.pool(&hidden, &mask)?;
-            let rows = pooled.to_dtype(DType::F32)?.to_vec2::<f32>()?;
-            for (row, &i) in rows.iter().zip(&batch) {
+            self.embed_batch(batch.iter().map(|&i| &encodings[i]))
+        };
+        let results: Vec<Result<Vec<f32>, InferError>> = match self.encoder {
+            Encoder::Fused(_) => batches.par_iter().map(run).collect(),
+            Encoder::Candle(_) => batches.iter().map(run).collect(),
+        };
+        let mut out = vec![0f32; texts.len() * self.dim];
+        for (batch, rows) in batches.iter().zip(results) {
+            for (row, &i) in rows?.chunks_exact(self.dim).zip(batch) {
                 out[i * self.dim..(i + 1) * self.dim].copy_from_slice(row);
             }
         }
         Ok(out)
+    }
+
+    /// One forward pass: the batch's rows of embeddings, flattened.
+    fn embed_batch<'a>(&self, batch: impl ExactSizeIterator<Item = &'a tokenizers::Encoding> + Clone) -> Result<Vec<f32>, InferError> {
+        let n = batch.len();
+        let longest = batch.clone().map(|e| e.get_ids().len()).max().unwrap_or(0).max(1);
+        let (mut ids, mut mask, mut lengths) = (vec![0u32; n * longest], vec![0u32; n * longest], Vec::with_capacity(n));
+        for (row, e) in batch.enumerate() {
+            let len = e.get_ids().len();
+            ids[row * longest..row * longest + len].copy_from_slice(e.get_ids());
+            mask[row * longest..row * longest + len].copy_from_slice(e.get_attention_mask());
+            lengths.push(len as u32);
+        }
+        let ids = Tensor::from_vec(ids, (n, longest), &self.device)?;
+        let mask = Tensor::from_vec(mask, (n, longest), &self.device)?;
+        let hidden = match &self.encoder {
+            Encoder::Fused(bert) => bert.forward(&ids, &lengths)?,
+            Encoder::Candle(bert) => bert.forward(&ids, &ids.zeros_like()?, Some(&mask))?,
+        };
+        let pooled = self.pool(&hidden, &mask)?;
+        Ok(pooled.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
     }
 
     fn pool(&self, hidden: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {

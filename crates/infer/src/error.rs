@@ -16,6 +16,8 @@ pub enum InferError {
     BadInput { name: String, reason: String },
     #[error("tokenizer: {0}")]
     Tokenizer(String),
+    #[error("cancelled")]
+    Cancelled,
     #[error("training: {0}")]
     Training(String),
     #[error(transparent)]

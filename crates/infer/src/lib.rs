@@ -6,7 +6,8 @@
 //!   feature columns; input normalisation and vocabularies live in the model's `config.json`.
 //! - [`train`]: the seeded, reproducible trainer that produces such a model directory.
 //! - [`embed`]: BERT-family sentence embeddings ([`EmbeddingModel`]) with token-budget
-//!   batching ([`BatchPolicy`]); numbers as sentence-transformers'.
+//!   batching ([`BatchPolicy`]); numbers as sentence-transformers'. On the CPU the encoder
+//!   runs [`kernels`], fused in-place candle ops; elsewhere candle-transformers' `BertModel`.
 //! - [`model_id`]: a model's identity, the sha256 of its files.
 //!
 //! A model is a directory: `config.json` + `model.safetensors` (+ `tokenizer.json` and the
@@ -14,12 +15,14 @@
 
 pub mod device;
 pub mod embed;
+mod encoder;
+pub mod kernels;
 pub mod error;
 pub mod tabular;
 pub mod train;
 
 pub use device::choose_device;
-pub use embed::{BatchPolicy, EmbeddingModel};
+pub use embed::{BatchPolicy, EmbeddingModel, Kernels};
 pub use error::InferError;
 pub use tabular::{FeatureValues, InputKind, InputSpec, MlpConfig, TabularBatch, TabularModel};
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use candle_core::{DType, Device};
-use sluice_infer::{BatchPolicy, EmbeddingModel, InferError};
+use sluice_infer::{BatchPolicy, EmbeddingModel, InferError, Kernels};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -81,6 +81,20 @@ fn an_embedding_does_not_depend_on_its_batch() {
         }
     }
     assert!(worst <= 1e-5, "largest difference {worst}");
+}
+
+#[test]
+fn the_fused_kernels_agree_with_candles_bert() {
+    let texts = texts();
+    let some: Vec<&str> = texts.iter().step_by(25).map(String::as_str).collect(); // 40 texts, mixed lengths
+    let dir = repo().join("data/models/all-MiniLM-L6-v2");
+    let reference = EmbeddingModel::load_with(&dir, &Device::Cpu, Kernels::Candle).unwrap();
+    let policy = BatchPolicy { max_tokens: 1024, ..BatchPolicy::default() }; // several padded batches
+    let fused = model().embed(&some, &policy).unwrap();
+    let candle = reference.embed(&some, &policy).unwrap();
+    let worst = fused.iter().zip(&candle).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(worst <= 1e-5, "largest difference {worst}");
+    assert!(fused.iter().all(|v| v.is_finite()));
 }
 
 #[test]
