@@ -40,7 +40,7 @@ fn malformed_rows_are_quarantined_with_file_line_column_and_reason() {
         p["rows_in"].as_u64().unwrap(),
         p["rows_out"].as_u64().unwrap() + p["rows_filtered"].as_u64().unwrap() + 2
     );
-    let q = read_parquet(p["quarantine_file"].as_str().unwrap());
+    let q = read_parquet(p["quarantine_files"][0].as_str().unwrap());
     assert_eq!(q.height(), 2);
     let lines: Vec<u32> = q.column("line").unwrap().u32().unwrap().into_no_null_iter().collect();
     assert_eq!(lines, vec![5, 9]);

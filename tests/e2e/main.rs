@@ -12,6 +12,7 @@ use serde_json::Value;
 
 mod bad_input;
 mod history;
+mod ops;
 mod run;
 mod text;
 

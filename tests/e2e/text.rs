@@ -109,7 +109,7 @@ fn emails_are_parsed_deduplicated_quarantined_and_embedded() {
     )
     .unwrap();
     assert!(manifest["rows"]["filtered_by"]["duplicate"].as_u64().unwrap() >= 1);
-    let q = read_parquet(part["quarantine_file"].as_str().unwrap());
+    let q = read_parquet(part["quarantine_files"][0].as_str().unwrap());
     assert!(q.column("file").unwrap().str().unwrap().get(0).unwrap().ends_with("zz-empty.txt"));
 
     let (df, vecs) = embeddings_of(part["files"][0].as_str().unwrap());

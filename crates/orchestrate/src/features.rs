@@ -2,8 +2,9 @@
 //! ([`tabular_batch`]), a text column to an embedding column ([`embedding_column`]).
 
 use polars::prelude::*;
-use sluice_infer::{BatchPolicy, EmbeddingModel, FeatureValues, InputKind, InputSpec, TabularBatch};
+use sluice_infer::{BatchPolicy, EmbeddingModel, FeatureValues, InferError, InputKind, InputSpec, TabularBatch};
 
+use crate::runtime::Cancel;
 use crate::SluiceError;
 
 /// Take the model's inputs from `frame`: numeric inputs as f32 (null -> NaN, which the model
@@ -42,6 +43,7 @@ pub fn embedding_column(
     text_column: &str,
     output: &str,
     policy: &BatchPolicy,
+    cancel: &Cancel,
 ) -> Result<Column, SluiceError> {
     let err = |e: PolarsError| SluiceError::other(format!("embedding column '{text_column}'"), e);
     let texts = frame
@@ -56,7 +58,10 @@ pub fn embedding_column(
     let present: Vec<(usize, &str)> = ca.iter().enumerate().filter_map(|(i, t)| t.map(|t| (i, t))).collect();
     let inputs: Vec<&str> =
         present.iter().map(|(_, t)| t.char_indices().nth(max_chars).map_or(*t, |(cut, _)| &t[..cut])).collect();
-    let flat = model.embed(&inputs, policy)?;
+    let flat = model.embed_cancellable(&inputs, policy, &|| cancel.is_cancelled()).map_err(|e| match e {
+        InferError::Cancelled => SluiceError::Cancelled,
+        e => e.into(),
+    })?;
     let dim = model.dim();
     let mut full = vec![0f32; frame.height() * dim];
     for (k, (row, _)) in present.iter().enumerate() {

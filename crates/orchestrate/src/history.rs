@@ -145,29 +145,17 @@ pub fn rollback(ds: &Dataset, target: &RollbackTarget, command: &[String]) -> Re
             rows_filtered: 0,
             rows_quarantined: 0,
             files: v.iter().flat_map(|v| v.files.iter().map(|f| ds.storage().uri_of(f))).collect(),
-            quarantine_file: None,
+            quarantine_files: Vec::new(),
         })
         .collect();
     if moves.is_empty() {
-        return Ok(RunSummary {
-            status: "up_to_date",
-            run_id: action_id,
-            dataset: ds.uri().to_string(),
-            commit: Some(snap.commit),
-            partitions: summaries,
-            duration_s: started.elapsed().as_secs_f64(),
-            bottleneck: None,
-        });
+        let mut summary = RunSummary::new("up_to_date", &action_id, ds, started).with_partitions(summaries);
+        summary.commit = Some(snap.commit);
+        return Ok(summary);
     }
     let previous = moves.keys().map(|p| (p.clone(), snap.partitions.get(p).map(|v| v.version.clone()))).collect();
     let commit = ds.commit(snap.commit, Operation::Rollback, &action_id, moves, previous, command)?;
-    Ok(RunSummary {
-        status: "published",
-        run_id: action_id,
-        dataset: ds.uri().to_string(),
-        commit: Some(commit),
-        partitions: summaries,
-        duration_s: started.elapsed().as_secs_f64(),
-        bottleneck: None,
-    })
+    let mut summary = RunSummary::new("published", &action_id, ds, started).with_partitions(summaries);
+    summary.commit = Some(commit);
+    Ok(summary)
 }

@@ -1,16 +1,23 @@
 //! `sluice`: parse, build a validated plan, run, map the error to an exit code.
-//! The last line on stdout of `run` and `rollback` is a one-line JSON summary; logs go to stderr.
+//! The last line on stdout of `run`, `publish` and `rollback` is a one-line JSON summary,
+//! failures included; logs go to stderr. SIGTERM and SIGINT cancel the run: every stage
+//! stops, nothing is published, the exit code is 1.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::OnceLock;
+use std::time::Instant;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::json;
 use sluice_extract::Storage;
 use sluice_orchestrate::history::{self, RollbackTarget};
-use sluice_orchestrate::job::{self, RunOptions};
+use sluice_orchestrate::job::{self, RunOptions, RunSummary, Shard};
+use sluice_orchestrate::metrics::{self, RunMetrics};
+use sluice_orchestrate::runtime::Cancel;
 use sluice_orchestrate::store::Dataset;
-use sluice_orchestrate::{Pipeline, SluiceError};
+use sluice_orchestrate::{exit, Pipeline, SluiceError};
 
 /// candle allocates a tensor per op; mimalloc reuses freed blocks where glibc would mmap and
 /// page-fault fresh ones (measured: +24% texts/s embedding, peak RSS 1.4 GB -> 0.55 GB).
@@ -35,12 +42,29 @@ enum LogFormat {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a pipeline for one partition and publish a new version of it
+    /// Run a pipeline for one or more partitions and publish them in one commit
     Run {
         pipeline: PathBuf,
         /// The partition date (fills '{date}'; same as --partition date=D)
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["from", "to"])]
         date: Option<chrono::NaiveDate>,
+        /// First date of a backfill range (inclusive); each date is a partition, the whole
+        /// range is published in one commit; dates without input are skipped
+        #[arg(long, requires = "to")]
+        from: Option<chrono::NaiveDate>,
+        /// Last date of the range (inclusive)
+        #[arg(long, requires = "from")]
+        to: Option<chrono::NaiveDate>,
+        /// Print the plan (partitions, input objects and sizes, output locations); write nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Process shard I of N (0-based) of the input objects and stage it under --run-id
+        /// without publishing; then `sluice publish PIPELINE --run RUN_ID`
+        #[arg(long, value_name = "I/N", requires = "run_id")]
+        shard: Option<Shard>,
+        /// Write the run's outcome here in Prometheus text format (node_exporter textfile)
+        #[arg(long, value_name = "PATH")]
+        metrics_file: Option<PathBuf>,
         /// A partition as KEY=VALUE; repeatable (all are published in one commit)
         #[arg(long = "partition", value_name = "K=V")]
         partitions: Vec<String>,
@@ -62,6 +86,20 @@ enum Command {
         /// Override a pipeline [params] entry (relative paths are from the current directory)
         #[arg(long = "param", value_name = "K=V", value_parser = parse_kv)]
         params: Vec<(String, String)>,
+    },
+    /// Publish what the shards of a run staged (`run --shard I/N --run-id RUN_ID`), in one commit
+    Publish {
+        pipeline: PathBuf,
+        /// The run id the shards were given
+        #[arg(long = "run", value_name = "RUN_ID")]
+        run_id: String,
+        /// The dataset URI the shards wrote to, if not the pipeline's
+        #[arg(long)]
+        output: Option<String>,
+        #[arg(long = "param", value_name = "K=V", value_parser = parse_kv)]
+        params: Vec<(String, String)>,
+        #[arg(long, value_name = "PATH")]
+        metrics_file: Option<PathBuf>,
     },
     /// Check a pipeline file and report every error at once; runs nothing
     Validate {
@@ -106,21 +144,95 @@ fn parse_kv(s: &str) -> Result<(String, String), String> {
     }
 }
 
+/// The signal that cancelled the run, for the summary line.
+static SIGNAL: OnceLock<&'static str> = OnceLock::new();
+
+/// The subcommands whose last stdout line is the JSON summary.
+const SUMMARY_COMMANDS: [&str; 3] = ["run", "publish", "rollback"];
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    init_logging(cli.log_format);
-    let command: Vec<String> = std::env::args().collect();
-    let writes_summary = matches!(cli.command, Command::Run { .. } | Command::Rollback { .. });
-    match dispatch(cli.command, command) {
-        Ok(()) => ExitCode::SUCCESS,
+    let argv: Vec<String> = std::env::args().collect();
+    let subcommand = argv.iter().skip(1).find(|a| !a.starts_with('-') && !["text", "json"].contains(&a.as_str()));
+    let writes_summary = subcommand.is_some_and(|c| SUMMARY_COMMANDS.contains(&c.as_str()));
+    let cli = match Cli::try_parse_from(&argv) {
+        Ok(cli) => cli,
         Err(e) => {
-            let code = e.exit_code();
+            // --help and --version go to stdout with 0; usage errors to stderr with 2
+            let _ = e.print();
+            if !e.use_stderr() {
+                return ExitCode::SUCCESS;
+            }
+            if writes_summary {
+                let error = e.kind().as_str().map_or_else(|| "invalid command line".to_string(), str::to_string);
+                println!("{}", json!({"status": "failed", "error": format!("usage: {error}"), "exit_code": exit::USAGE}));
+            }
+            return ExitCode::from(exit::USAGE);
+        }
+    };
+    init_logging(cli.log_format);
+    let cancel = Cancel::default();
+    install_signal_handlers(&cancel);
+    let started = Instant::now();
+    let metrics_target = match &cli.command {
+        Command::Run { metrics_file: Some(path), pipeline, .. } | Command::Publish { metrics_file: Some(path), pipeline, .. } => {
+            Some((path.clone(), pipeline.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()))
+        }
+        _ => None,
+    };
+    let progress = std::io::stderr().is_terminal() && matches!(cli.log_format, LogFormat::Text);
+    let result = dispatch(cli.command, argv, &cancel, progress);
+
+    let (code, status) = match &result {
+        Ok(Some(s)) => (exit::OK, s.status),
+        Ok(None) => (exit::OK, "ok"),
+        Err(e) => (e.exit_code(), e.status()),
+    };
+    if let Some((path, pipeline)) = metrics_target {
+        let m = RunMetrics { pipeline: &pipeline, status, exit_code: code, summary: result.as_ref().ok().and_then(Option::as_ref), duration_s: started.elapsed().as_secs_f64() };
+        if let Err(e) = metrics::write(&path, &m) {
+            tracing::warn!("{e}");
+        }
+    }
+    match result {
+        Ok(Some(summary)) => {
+            if let Err(e) = print_json(&summary) {
+                tracing::error!("{e}");
+                return ExitCode::from(exit::OTHER);
+            }
+        }
+        Ok(None) => {}
+        Err(e) => {
             tracing::error!("{e}");
             if writes_summary {
-                println!("{}", json!({"status": e.status(), "error": e.to_string(), "exit_code": code}));
+                let mut line = json!({"status": e.status(), "error": e.to_string(), "exit_code": code});
+                if let (SluiceError::Cancelled, Some(signal)) = (&e, SIGNAL.get()) {
+                    line["signal"] = json!(signal);
+                }
+                println!("{line}");
             }
-            ExitCode::from(code)
         }
+    }
+    ExitCode::from(code)
+}
+
+/// SIGTERM (what schedulers send to stop a task) and SIGINT cancel the run: blocked stages
+/// wake up, running ones stop at their next item, nothing is published and the files the
+/// run wrote are removed.
+fn install_signal_handlers(cancel: &Cancel) {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    match signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) {
+        Ok(mut signals) => {
+            let cancel = cancel.clone();
+            std::thread::spawn(move || {
+                for signal in signals.forever() {
+                    let name = if signal == SIGTERM { "SIGTERM" } else { "SIGINT" };
+                    let _ = SIGNAL.set(name);
+                    tracing::warn!(signal = name, "stopping: cancelling every stage; nothing will be published");
+                    cancel.cancel();
+                }
+            });
+        }
+        Err(e) => tracing::warn!(error = %e, "could not install the SIGTERM/SIGINT handlers"),
     }
 }
 
@@ -149,24 +261,68 @@ fn print_json<T: serde::Serialize>(v: &T) -> Result<(), SluiceError> {
     Ok(())
 }
 
-fn dispatch(command: Command, argv: Vec<String>) -> Result<(), SluiceError> {
+/// `--from`/`--to` as partitions: every date of the range, inclusive.
+fn date_range(from: chrono::NaiveDate, to: chrono::NaiveDate) -> Result<Vec<String>, SluiceError> {
+    if from > to {
+        return Err(SluiceError::Usage(format!("--from {from} is after --to {to}")));
+    }
+    if (to - from).num_days() >= 100 * 366 {
+        return Err(SluiceError::Usage(format!("--from {from} --to {to}: a range of more than 100 years is surely a typo")));
+    }
+    Ok(from.iter_days().take_while(|d| *d <= to).map(|d| format!("date={d}")).collect())
+}
+
+fn dispatch(command: Command, argv: Vec<String>, cancel: &Cancel, progress: bool) -> Result<Option<RunSummary>, SluiceError> {
     match command {
-        Command::Run { pipeline, date, mut partitions, force, run_id, input, output, model, params } => {
+        Command::Run {
+            pipeline,
+            date,
+            from,
+            to,
+            dry_run,
+            shard,
+            metrics_file: _,
+            mut partitions,
+            force,
+            run_id,
+            input,
+            output,
+            model,
+            params,
+        } => {
             let p = Pipeline::load_with(&pipeline, &params, true)?;
+            let mut dates = Vec::new();
             if let Some(d) = date {
-                if p.partition.key != "date" {
-                    return Err(SluiceError::Usage(format!(
-                        "--date needs a pipeline partitioned by 'date'; this one uses '{}': pass --partition",
-                        p.partition.key
-                    )));
-                }
-                partitions.insert(0, format!("date={d}"));
+                dates.push(format!("date={d}"));
             }
-            let summary = job::run(
-                &p,
-                RunOptions { partitions, force, run_id, input, output, model, command: argv, ..Default::default() },
-            )?;
-            print_json(&summary)
+            if let (Some(from), Some(to)) = (from, to) {
+                dates.extend(date_range(from, to)?);
+            }
+            if !dates.is_empty() && p.partition.key != "date" {
+                return Err(SluiceError::Usage(format!(
+                    "--date and --from/--to need a pipeline partitioned by 'date'; this one uses '{}': pass --partition",
+                    p.partition.key
+                )));
+            }
+            partitions.splice(0..0, dates);
+            let opts = RunOptions {
+                partitions,
+                force,
+                run_id,
+                input,
+                output,
+                model,
+                command: argv,
+                dry_run,
+                shard,
+                progress,
+                cancel: cancel.clone(),
+            };
+            job::run(&p, opts).map(Some)
+        }
+        Command::Publish { pipeline, run_id, output, params, metrics_file: _ } => {
+            let p = Pipeline::load_with(&pipeline, &params, true)?;
+            job::publish(&p, &run_id, output.as_deref(), &argv).map(Some)
         }
         Command::Validate { pipeline, params } => {
             let p = Pipeline::load_with(&pipeline, &params, true)?;
@@ -178,13 +334,13 @@ fn dispatch(command: Command, argv: Vec<String>) -> Result<(), SluiceError> {
                 p.model.features.len(),
                 p.output.uri
             );
-            Ok(())
+            Ok(None)
         }
         Command::Versions { dataset, partition, json } => {
             let ds = open_dataset(&dataset)?;
             let entries = history::history(&ds.log()?, partition.as_deref());
             if json {
-                return print_json(&entries);
+                return print_json(&entries).map(|_| None);
             }
             println!("{:>6}  {:<20}  {:<9}  {:<24}  {:<38}  {:>8}", "commit", "time", "operation", "partition", "version", "rows");
             for e in entries {
@@ -202,7 +358,7 @@ fn dispatch(command: Command, argv: Vec<String>) -> Result<(), SluiceError> {
                     e.rows.map(|r| r.to_string()).unwrap_or_default()
                 );
             }
-            Ok(())
+            Ok(None)
         }
         Command::Show { dataset, as_of, json } => {
             let ds = open_dataset(&dataset)?;
@@ -216,7 +372,7 @@ fn dispatch(command: Command, argv: Vec<String>) -> Result<(), SluiceError> {
                 })
                 .collect();
             if json {
-                return print_json(&json!({"dataset": ds.uri(), "commit": snap.commit, "partitions": parts}));
+                return print_json(&json!({"dataset": ds.uri(), "commit": snap.commit, "partitions": parts})).map(|_| None);
             }
             println!("{} @ commit {}", ds.uri(), snap.commit);
             for (p, v) in &snap.partitions {
@@ -225,7 +381,7 @@ fn dispatch(command: Command, argv: Vec<String>) -> Result<(), SluiceError> {
                     println!("  {}", ds.storage().uri_of(f));
                 }
             }
-            Ok(())
+            Ok(None)
         }
         Command::Rollback { dataset, run, partition, to } => {
             let ds = open_dataset(&dataset)?;
@@ -234,8 +390,7 @@ fn dispatch(command: Command, argv: Vec<String>) -> Result<(), SluiceError> {
                 (None, Some(partition), Some(to)) => RollbackTarget::Partition { partition, to },
                 _ => return Err(SluiceError::Usage("give --run RUN_ID, or --partition K=V --to VERSION".into())),
             };
-            let summary = history::rollback(&ds, &target, &argv)?;
-            print_json(&summary)
+            history::rollback(&ds, &target, &argv).map(Some)
         }
     }
 }

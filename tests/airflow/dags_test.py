@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""Run both Airflow DAGs of pipelines/airflow with `airflow dags test` against the committed
+sample, and check what they published through the sluice CLI.
+
+    python3 tests/airflow/dags_test.py            # .ci/run runs it after `cargo test`
+
+Airflow lives in its own venv (AIRFLOW_VENV, default ~/.cache/sluice/airflow-venv; created
+and installed here when missing). The sluice binary is SLUICE_BIN, default
+$CARGO_TARGET_DIR/debug/sluice. Airflow is a client of the CLI: nothing here touches the
+Rust build.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+AIRFLOW_VERSION = "2.10.5"
+VENV = Path(os.environ.get("AIRFLOW_VENV", Path.home() / ".cache/sluice/airflow-venv"))
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
+SLUICE = Path(os.environ.get("SLUICE_BIN", TARGET / "debug/sluice"))
+SAMPLE = REPO / "data/sample/landing/flights"
+
+
+def ensure_airflow() -> Path:
+    airflow = VENV / "bin/airflow"
+    if not airflow.exists():
+        print(f"installing apache-airflow=={AIRFLOW_VERSION} into {VENV}", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+        subprocess.run([str(VENV / "bin/pip"), "install", "-q", f"apache-airflow=={AIRFLOW_VERSION}"], check=True)
+    return airflow
+
+
+def sluice_json(*args: str) -> dict | list:
+    out = subprocess.run([str(SLUICE), *args], cwd=REPO, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def csv_rows(date: str) -> int:
+    with open(SAMPLE / f"{date}.csv", newline="") as f:
+        return sum(1 for _ in csv.reader(f)) - 1
+
+
+def manifest(dataset: Path, partition: str, version: str) -> dict:
+    return json.loads((dataset / partition / version / "manifest.json").read_text())
+
+
+def check(cond: bool, what: str) -> None:
+    if not cond:
+        raise SystemExit(f"FAILED: {what}")
+    print(f"ok: {what}")
+
+
+def main() -> None:
+    if not SLUICE.exists():
+        raise SystemExit(f"{SLUICE} not found: build it (cargo build -p sluice-orchestrate --bin sluice) or set SLUICE_BIN")
+    airflow = ensure_airflow()
+    work = Path(tempfile.mkdtemp(prefix="sluice-airflow-"))
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(work / "airflow"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "pipelines/airflow"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGBAG_IMPORT_ERROR_TRACEBACKS": "True",
+        "SLUICE_BIN": str(SLUICE),
+        "SLUICE_HOME": str(REPO),
+    }
+
+    def af(*args: str, output: Path | None = None) -> subprocess.CompletedProcess:
+        e = dict(env)
+        if output is not None:
+            e["SLUICE_OUTPUT"] = str(output)
+        p = subprocess.run([str(airflow), *args], env=e, capture_output=True, text=True)
+        if p.returncode != 0:
+            print(p.stdout[-5000:], p.stderr[-5000:], sep="\n", file=sys.stderr)
+            raise SystemExit(f"FAILED: airflow {' '.join(args)} exited {p.returncode}")
+        return p
+
+    af("db", "migrate")
+    listed = [l for l in af("dags", "list", "-o", "json").stdout.splitlines() if l.startswith("[{")]
+    ids = {d["dag_id"] for d in json.loads(listed[-1])} if listed else set()
+    check({"sluice_flight_delays_daily", "sluice_flight_delays_sharded"} <= ids, f"both DAGs load ({sorted(ids)})")
+    errors = af("dags", "list-import-errors").stdout
+    check("pipelines/airflow" not in errors, "no import errors")
+
+    # --- daily: one date, its logical date passed as {{ ds }}
+    daily = work / "daily"
+    af("dags", "test", "sluice_flight_delays_daily", "2013-01-15", output=daily)
+    show = sluice_json("show", str(daily), "--json")
+    parts = {p["partition"]: p for p in show["partitions"]}
+    check(list(parts) == ["date=2013-01-15"], f"daily published date=2013-01-15 ({list(parts)})")
+    p = parts["date=2013-01-15"]
+    m = manifest(daily, "date=2013-01-15", p["version"])
+    check(m["rows"]["in"] == csv_rows("2013-01-15"), f"every input row read ({m['rows']['in']})")
+    check(p["rows"] == m["rows"]["out"] > 0, f"rows published = rows out ({p['rows']})")
+    check(m["rows"]["in"] == m["rows"]["out"] + m["rows"]["filtered"] + m["rows"]["quarantined"], "rows accounted for")
+    check(p["version"].startswith("manual__2013-01-15T00_00_00"), f"the version is Airflow's run id ({p['version']})")
+    versions = sluice_json("versions", str(daily), "--json")
+    check(len(versions) == 1, "one commit")
+
+    # a date without input: exit 99 -> the task is skipped, nothing published
+    af("dags", "test", "sluice_flight_delays_daily", "2013-03-01", output=daily)
+    state = af("tasks", "state", "sluice_flight_delays_daily", "score", "2013-03-01").stdout.strip().splitlines()[-1]
+    check(state == "skipped", f"no input -> task skipped ({state})")
+    check(len(sluice_json("versions", str(daily), "--json")) == 1, "still one commit")
+
+    # --- sharded: the week of 2013-01-13 in 4 mapped shards, then one publish
+    sharded = work / "sharded"
+    af("dags", "test", "sluice_flight_delays_sharded", "2013-01-13", output=sharded)
+    versions = sluice_json("versions", str(sharded), "--json")
+    commits = {v["commit"] for v in versions}
+    check(commits == {1}, f"the week is one commit ({sorted(commits)})")
+    show = sluice_json("show", str(sharded), "--json")
+    dates = [f"2013-01-{d}" for d in range(13, 20)]
+    check([p["partition"] for p in show["partitions"]] == [f"date={d}" for d in dates], "seven partitions")
+    for p in show["partitions"]:
+        date = p["partition"].removeprefix("date=")
+        m = manifest(sharded, p["partition"], p["version"])
+        check(m["rows"]["in"] == csv_rows(date) and p["rows"] == m["rows"]["out"] > 0, f"{date}: {m['rows']['in']} in, {p['rows']} out")
+    records = sorted((sharded / "_sluice/runs").glob("*/shard-*.json"))
+    check(len(records) == 4, f"four shard records ({len(records)})")
+    check(all(p["version"].startswith("manual__2013-01-13") for p in show["partitions"]), "one run id for every shard")
+    shutil.rmtree(work)
+    print("airflow DAG tests passed")
+
+
+if __name__ == "__main__":
+    main()

