@@ -163,7 +163,12 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             if writes_summary {
-                let error = e.kind().as_str().map_or_else(|| "invalid command line".to_string(), str::to_string);
+                // clap's message up to its usage block, on one line
+                let rendered = e.to_string();
+                let error: Vec<&str> =
+                    rendered.lines().map(str::trim).take_while(|l| !l.starts_with("Usage:")).filter(|l| !l.is_empty()).collect();
+                let error = error.join(" ");
+                let error = error.trim_start_matches("error: ");
                 println!("{}", json!({"status": "failed", "error": format!("usage: {error}"), "exit_code": exit::USAGE}));
             }
             return ExitCode::from(exit::USAGE);
