@@ -645,7 +645,8 @@ pub fn run(p: &Pipeline, opts: RunOptions) -> Result<RunSummary, SluiceError> {
             (part.clone(), fingerprint(&p.sha256, &model_id, part, &refs, &dim_refs))
         })
         .collect();
-    let snap = dataset.snapshot(None)?;
+    let log = dataset.log()?;
+    let snap = store::fold(&log, None);
     let is_current = |part: &str| snap.partitions.get(part).is_some_and(|v| v.fingerprint == fingerprints[part]);
     let up_to_date = !opts.force && planned.iter().all(|(part, _)| is_current(part));
 
@@ -693,7 +694,7 @@ pub fn run(p: &Pipeline, opts: RunOptions) -> Result<RunSummary, SluiceError> {
         }
     }
     if let Some(shard) = opts.shard {
-        if dataset.log()?.iter().any(|c| c.run_id == run_id) {
+        if log.iter().any(|c| c.run_id == run_id) {
             return Err(SluiceError::Usage(format!("run '{run_id}' is already published; shard {shard} has nothing to add")));
         }
     }
@@ -909,7 +910,7 @@ pub fn publish(p: &Pipeline, run_id: &str, output: Option<&str>, command: &[Stri
     }
     if records.iter().all(|r| r.up_to_date) {
         tracing::info!(run_id, "every shard found its partitions up to date; nothing to publish");
-        let snap = dataset.snapshot(None)?;
+        let snap = store::fold(&log, None);
         let current = first.fingerprints.keys().filter_map(|part| snap.partitions.get(part).map(|v| summary_from_version(&dataset, part, v)));
         let mut summary = RunSummary::new("up_to_date", run_id, &dataset, started).with_partitions(current.collect());
         summary.commit = Some(snap.commit);
