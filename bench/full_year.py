@@ -47,7 +47,7 @@ stages = {}
 run_wall = 0.0
 for s in summaries:
     p = s["partitions"][0]
-    m = json.load(open(os.path.join(s["dataset"], p["partition"], p["version"], "manifest.json")))
+    m = json.load(open(p["manifest"]))
     run_wall += m["stages"]["wall_s"]
     for st in m["stages"]["stages"]:
         acc = stages.setdefault(st["stage"], {"busy_s": 0.0, "blocked_send_s": 0.0, "blocked_recv_s": 0.0})

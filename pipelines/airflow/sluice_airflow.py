@@ -4,10 +4,14 @@ sluice's exit codes are a contract with schedulers (docs: README, "For scheduler
 
     0   published, or already up to date  -> success; the JSON summary is the return value (XCom)
     99  nothing to do (no input)          -> skipped
-    2   usage or pipeline-file error      -> failed, not retried (retrying cannot help)
+    2   usage, pipeline-file or model error -> failed, not retried (retrying cannot help)
     3   bad input beyond the threshold    -> failed, not retried
-    4   commit conflict                   -> failed, retried (another writer got there first)
+    4   a concurrent change               -> failed, retried (another writer got there first, or
+                                             an input changed mid-run: the retry builds on the new state)
     1   anything else                     -> failed, retried
+
+A retry reuses Airflow's run id, and sluice treats a run id as one logical run: a retry of a
+run that died resumes it, a retry of a run that already published is `up_to_date` (exit 0).
 
 Airflow is only a client of the CLI: nothing here is imported by sluice.
 
@@ -31,7 +35,7 @@ from airflow.exceptions import AirflowFailException, AirflowSkipException
 
 log = logging.getLogger(__name__)
 
-NOT_RETRYABLE = {2: "usage or pipeline-file error", 3: "bad input beyond the allowed threshold"}
+NOT_RETRYABLE = {2: "usage, pipeline-file or model error", 3: "bad input beyond the allowed threshold"}
 
 
 def sluice_run_id(airflow_run_id: str) -> str:

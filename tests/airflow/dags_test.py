@@ -48,8 +48,9 @@ def csv_rows(date: str) -> int:
         return sum(1 for _ in csv.reader(f)) - 1
 
 
-def manifest(dataset: Path, partition: str, version: str) -> dict:
-    return json.loads((dataset / partition / version / "manifest.json").read_text())
+def manifest(p: dict) -> dict:
+    """The manifest of a partition as `sluice show --json` lists it."""
+    return json.loads(Path(p["manifest"]).read_text())
 
 
 def check(cond: bool, what: str) -> None:
@@ -97,7 +98,7 @@ def main() -> None:
     parts = {p["partition"]: p for p in show["partitions"]}
     check(list(parts) == ["date=2013-01-15"], f"daily published date=2013-01-15 ({list(parts)})")
     p = parts["date=2013-01-15"]
-    m = manifest(daily, "date=2013-01-15", p["version"])
+    m = manifest(p)
     check(m["rows"]["in"] == csv_rows("2013-01-15"), f"every input row read ({m['rows']['in']})")
     check(p["rows"] == m["rows"]["out"] > 0, f"rows published = rows out ({p['rows']})")
     check(m["rows"]["in"] == m["rows"]["out"] + m["rows"]["filtered"] + m["rows"]["quarantined"], "rows accounted for")
@@ -122,7 +123,7 @@ def main() -> None:
     check([p["partition"] for p in show["partitions"]] == [f"date={d}" for d in dates], "seven partitions")
     for p in show["partitions"]:
         date = p["partition"].removeprefix("date=")
-        m = manifest(sharded, p["partition"], p["version"])
+        m = manifest(p)
         check(m["rows"]["in"] == csv_rows(date) and p["rows"] == m["rows"]["out"] > 0, f"{date}: {m['rows']['in']} in, {p['rows']} out")
     records = sorted((sharded / "_sluice/runs").glob("*/shard-*.json"))
     check(len(records) == 4, f"four shard records ({len(records)})")

@@ -116,12 +116,15 @@ fn a_bad_pipeline_file_reports_every_error_at_once_with_exit_2() {
         .replace("filter = \"dep_time IS NOT NULL\"", "filter = \"dep_time IS NOT\"") // 3: bad SQL
         .replace("\"seats\"]", "\"seats\", \"nonsense\"]"); // 4: features do not match the model
     let p = dir.join("bad.toml");
-    std::fs::write(&p, text).unwrap();
+    std::fs::write(&p, &text).unwrap();
     let out = sluice(&["validate", p.to_str().unwrap()]);
     assert_eq!(out.code, 2, "{}", out.stderr);
     for needle in ["'int'", "colour", "cancelled", "nonsense"] {
         assert!(out.stderr.contains(needle), "missing '{needle}' in:\n{}", out.stderr);
     }
+    // errors in the TOML itself say where: the unknown field's line and column
+    let line = text.lines().position(|l| l.starts_with("colour")).unwrap() + 1;
+    assert!(out.stderr.contains(&format!("line {line}, column 1: unknown field `colour`")), "{}", out.stderr);
     let run = sluice(&["run", p.to_str().unwrap(), "--date", DATE]);
     assert_eq!(run.code, 2);
     assert_eq!(run.summary()["status"], "failed");

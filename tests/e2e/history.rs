@@ -43,7 +43,7 @@ fn rollback_re_points_a_partition_and_rolling_forward_works() {
     assert!(text.stdout.contains("rollback") && text.stdout.contains(id1));
 
     // roll forward by commit number: the state of commit 2
-    let fwd = sluice(&["rollback", ds.to_str().unwrap(), "--partition", &part, "--to", "2"]);
+    let fwd = sluice(&["rollback", ds.to_str().unwrap(), "--partition", &part, "--to-commit", "2"]);
     assert_eq!(fwd.code, 0, "{}", fwd.stderr);
     assert_eq!(show(&ds, &[])["partitions"][0]["version"], id2);
     // time travel: as of commit 1, 3 and 4

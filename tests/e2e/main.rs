@@ -1,16 +1,23 @@
 //! End-to-end tests: the real `sluice` binary on the committed sample (data/sample), each
 //! test with its own dataset in a temp folder; outputs are read back as Parquet.
 
+use std::collections::BTreeMap;
 use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use polars::prelude::*;
 use serde_json::Value;
 
 mod bad_input;
+mod concurrency;
+mod contract;
+mod crash;
+mod faults;
 mod history;
 mod ops;
 mod run;
@@ -50,32 +57,121 @@ impl Out {
     }
 }
 
-/// Run sluice with a deadline: a hang fails the test instead of blocking CI.
-fn sluice_env(args: &[&str], env: &[(&str, &str)]) -> Out {
+/// How long any one sluice process may take before the test kills it and fails.
+const DEADLINE: Duration = Duration::from_secs(600);
+
+fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(SLUICE);
     cmd.args(args).current_dir(repo()).stdout(Stdio::piped()).stderr(Stdio::piped());
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let child = cmd.spawn().expect("starting sluice");
+    cmd
+}
+
+/// Wait for a child with a deadline: a hang fails the test instead of blocking CI.
+fn finish(child: Child) -> Out {
     let pid = child.id();
-    let deadline = Instant::now() + Duration::from_secs(600);
-    let watchdog = std::thread::spawn(move || {
-        while Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-            if !Path::new(&format!("/proc/{pid}")).exists() {
-                return false;
-            }
-        }
-        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-        true
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
     });
-    let out = child.wait_with_output().expect("waiting for sluice");
-    let _ = watchdog;
+    let out = match rx.recv_timeout(DEADLINE) {
+        Ok(out) => out.expect("waiting for sluice"),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            panic!("sluice (pid {pid}) did not finish within {DEADLINE:?}");
+        }
+    };
     Out {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Run sluice to the end.
+fn sluice_env(args: &[&str], env: &[(&str, &str)]) -> Out {
+    finish(command(args, env).spawn().expect("starting sluice"))
+}
+
+/// A sluice process the test steers: it reads its log line by line, can release a run
+/// held at a point (`SLUICE_HOLD_AT`, a line on stdin), and can signal it.
+struct Running {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+    stderr_reader: std::thread::JoinHandle<()>,
+}
+
+impl Running {
+    fn start(args: &[&str], env: &[(&str, &str)]) -> Running {
+        Running::spawn(command(args, env))
+    }
+
+    /// Start `cmd` (stdout and stderr piped) with its stdin piped.
+    fn spawn(mut cmd: Command) -> Running {
+        cmd.stdin(Stdio::piped());
+        let mut child = cmd.spawn().expect("starting sluice");
+        let stdin = child.stdin.take();
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (tx, lines) = std::sync::mpsc::channel();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = log.clone();
+        let stderr_reader = std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push_str(&format!("{line}\n"));
+                let _ = tx.send(line);
+            }
+        });
+        Running { child, stdin, lines, log, stderr_reader }
+    }
+
+    /// Read the log until a line contains `needle`; panics if the process ends first.
+    fn wait_for(&self, needle: &str) {
+        loop {
+            match self.lines.recv_timeout(DEADLINE) {
+                Ok(line) if line.contains(needle) => return,
+                Ok(_) => {}
+                Err(RecvTimeoutError::Timeout) => panic!("no '{needle}' within {DEADLINE:?}:\n{}", self.log()),
+                Err(RecvTimeoutError::Disconnected) => panic!("sluice ended without logging '{needle}':\n{}", self.log()),
+            }
+        }
+    }
+
+    /// Read `n` log lines (fewer if the process ends first).
+    fn wait_lines(&self, n: usize) {
+        for _ in 0..n {
+            if self.lines.recv_timeout(DEADLINE).is_err() {
+                return;
+            }
+        }
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Let a run held at a point go on.
+    fn release(&mut self) {
+        let stdin = self.stdin.as_mut().expect("stdin is open");
+        stdin.write_all(b"go\n").expect("writing to sluice's stdin");
+        stdin.flush().unwrap();
+    }
+
+    fn signal(&self, signal: &str) {
+        assert!(Command::new("kill").args([&format!("-{signal}"), &self.child.id().to_string()]).status().unwrap().success());
+    }
+
+    /// Wait for the end; stdin stays open until then (its end would release a hold).
+    fn finish(mut self) -> Out {
+        let stdin = self.stdin.take();
+        let mut out = finish(self.child);
+        drop(stdin);
+        self.stderr_reader.join().unwrap();
+        out.stderr = self.log.lock().unwrap().clone();
+        out
     }
 }
 
@@ -112,7 +208,82 @@ fn csv_rows(path: &Path) -> u64 {
 }
 
 fn commits(dataset: &Path) -> usize {
-    std::fs::read_dir(dataset.join("_sluice/commits")).map(|d| d.count()).unwrap_or(0)
+    commit_records(dataset).len()
+}
+
+/// The commit records on disk, in order (the test reads what any reader would).
+fn commit_records(dataset: &Path) -> Vec<Value> {
+    let Ok(dir) = std::fs::read_dir(dataset.join("_sluice/commits")) else { return Vec::new() };
+    let mut names: Vec<PathBuf> = dir.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "json")).collect();
+    names.sort();
+    names.iter().map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()).collect()
+}
+
+/// The manifest of `version` of `partition`, found through the commit log.
+fn manifest(dataset: &Path, partition: &str, version: &str) -> Value {
+    let rel = commit_records(dataset)
+        .iter()
+        .filter_map(|c| c["partitions"].get(partition).filter(|v| v["version"] == version).cloned())
+        .map(|v| v["manifest"].as_str().unwrap().to_string())
+        .next()
+        .unwrap_or_else(|| panic!("no commit published {partition} version {version}"));
+    serde_json::from_slice(&std::fs::read(dataset.join(rel)).unwrap()).unwrap()
+}
+
+/// Every dataset-relative path any commit references (data files and manifests).
+fn referenced_files(dataset: &Path) -> std::collections::BTreeSet<PathBuf> {
+    let mut out = std::collections::BTreeSet::new();
+    for c in commit_records(dataset) {
+        for v in c["partitions"].as_object().unwrap().values().filter(|v| !v.is_null()) {
+            out.insert(dataset.join(v["manifest"].as_str().unwrap()));
+            for f in v["files"].as_array().unwrap() {
+                out.insert(dataset.join(f.as_str().unwrap()));
+            }
+        }
+    }
+    out
+}
+
+/// Every file under `dataset` outside `_sluice/` that no commit references.
+fn unreferenced_files(dataset: &Path) -> Vec<PathBuf> {
+    let referenced = referenced_files(dataset);
+    files_under(dataset)
+        .into_iter()
+        .filter(|f| !f.starts_with(dataset.join("_sluice")) && !referenced.contains(f))
+        // quarantine files are listed in manifests, not in commits
+        .filter(|f| !f.file_name().is_some_and(|n| n == "quarantine.parquet"))
+        .collect()
+}
+
+/// Every file of every version the log ever published exists and holds the rows its commit
+/// records. Returns file -> bytes, to check later that nothing changed.
+fn check_published(dataset: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut seen = BTreeMap::new();
+    for c in commit_records(dataset) {
+        for (part, v) in c["partitions"].as_object().unwrap().iter().filter(|(_, v)| !v.is_null()) {
+            let mut rows = 0;
+            for f in v["files"].as_array().unwrap() {
+                let path = dataset.join(f.as_str().unwrap());
+                let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("commit {}: {part}: {}: {e}", c["commit"], path.display()));
+                rows += ParquetReader::new(std::io::Cursor::new(&bytes)).finish().unwrap().height() as u64;
+                seen.insert(path, bytes);
+            }
+            assert_eq!(rows, v["rows"].as_u64().unwrap(), "commit {}: {part}: rows", c["commit"]);
+        }
+    }
+    seen
+}
+
+/// `sluice show --json` works, and every file it lists holds the rows it says.
+fn check_show(dataset: &Path) -> Value {
+    let out = sluice(&["show", dataset.to_str().unwrap(), "--json"]);
+    assert_eq!(out.code, 0, "show: {}", out.stderr);
+    let show: Value = serde_json::from_str(out.stdout.lines().last().unwrap()).unwrap();
+    for p in show["partitions"].as_array().unwrap() {
+        let rows: usize = p["files"].as_array().unwrap().iter().map(|f| read_parquet(f.as_str().unwrap()).height()).sum();
+        assert_eq!(rows as u64, p["rows"].as_u64().unwrap(), "{p}");
+    }
+    show
 }
 
 /// Every file under a folder (a failed run must leave none behind).

@@ -1,9 +1,6 @@
 //! Operations: backfill ranges, dry runs, re-scoring with another model, shards and
 //! publish, exit codes, metrics files and signals.
 
-use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-
 use super::*;
 
 const WEEK: [&str; 7] = ["2013-01-13", "2013-01-14", "2013-01-15", "2013-01-16", "2013-01-17", "2013-01-18", "2013-01-19"];
@@ -122,7 +119,7 @@ fn another_model_re_scores_instead_of_being_up_to_date_and_enters_the_lineage() 
     assert_eq!(s["commit"], 2);
     let manifest = |summary: &Value| -> Value {
         let version = summary["partitions"][0]["version"].as_str().unwrap();
-        serde_json::from_str(&std::fs::read_to_string(ds.join(format!("date={DATE}/{version}/manifest.json"))).unwrap()).unwrap()
+        manifest(&ds, &format!("date={DATE}"), version)
     };
     let (m1, m2) = (manifest(&first), manifest(&s));
     assert_ne!(m1["model"]["id"], m2["model"]["id"]);
@@ -146,7 +143,7 @@ fn input_override_reads_another_landing_zone() {
     let s = out.summary();
     assert_eq!(s["partitions"][0]["rows_in"].as_u64().unwrap(), csv_rows(&sample_flights(DATE)));
     let version = s["partitions"][0]["version"].as_str().unwrap();
-    let manifest = std::fs::read_to_string(ds.join(format!("date={DATE}/{version}/manifest.json"))).unwrap();
+    let manifest = manifest(&ds, &format!("date={DATE}"), version).to_string();
     assert!(manifest.contains("renamed-2013-01-15.csv"));
 }
 
@@ -174,38 +171,23 @@ fn usage_errors_exit_2_with_the_summary_line() {
 #[test]
 fn a_commit_race_on_the_same_partition_exits_4_and_the_winner_stays() {
     let ds = temp_dir("race");
-    let gate = temp_dir("race-gate").join("go");
-    // the loser plans against the empty dataset, then waits at its commit until the winner is done
-    let loser = std::thread::spawn({
-        let (gate, ds, p) = (gate.clone(), ds.clone(), pipeline());
-        move || {
-            let args = ["run", p.to_str().unwrap(), "--output", ds.to_str().unwrap(), "--date", DATE];
-            sluice_env(&args, &[("SLUICE_HOLD_COMMIT_UNTIL", gate.to_str().unwrap())])
-        }
-    });
-    // the loser has planned and written its files: it is holding its commit
-    let t = Instant::now();
-    while !files_under(&ds).iter().any(|f| f.extension().is_some_and(|e| e == "parquet")) {
-        assert!(t.elapsed() < Duration::from_secs(300), "the first run never wrote its files");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let p = pipeline();
+    // the loser plans against the empty dataset, writes its files, then holds at its commit
+    let args = ["run", p.to_str().unwrap(), "--output", ds.to_str().unwrap(), "--date", DATE];
+    let mut loser = Running::start(&args, &[("SLUICE_HOLD_AT", "commit")]);
+    loser.wait_for("holding at commit");
     let winner = run_into(&ds, &["--date", DATE]);
     assert_eq!(winner.code, 0, "{}", winner.stderr);
-    std::fs::write(&gate, b"").unwrap();
-    let loser = loser.join().unwrap();
+    loser.release();
+    let loser = loser.finish();
     assert_eq!(loser.code, 4, "{}", loser.stderr);
     let s = loser.summary();
     assert_eq!(s["status"], "failed");
     assert!(s["error"].as_str().unwrap().contains("conflict"), "{s}");
     assert_eq!(commits(&ds), 1);
-    let show: Value = serde_json::from_str(sluice(&["show", ds.to_str().unwrap(), "--json"]).stdout.trim()).unwrap();
-    assert_eq!(show["partitions"][0]["version"], winner.summary()["run_id"]);
+    assert_eq!(check_show(&ds)["partitions"][0]["version"], winner.summary()["run_id"]);
     // the loser's files are gone: what is left is the winner's and the commit log
-    let winner_id = winner.summary()["run_id"].as_str().unwrap().to_string();
-    for f in files_under(&ds) {
-        let f = f.to_string_lossy().into_owned();
-        assert!(f.contains(&winner_id) || f.contains("_sluice"), "left behind: {f}");
-    }
+    assert_eq!(unreferenced_files(&ds), Vec::<PathBuf>::new());
 }
 
 #[test]
@@ -228,9 +210,13 @@ fn shards_stage_their_share_and_publish_makes_one_commit() {
     assert_eq!(rows_by_partition(&s0.summary()).len(), 3, "objects 0, 3 and 6 of the week");
     assert_eq!(commits(&ds), 0, "a shard publishes nothing");
 
-    // a failing shard leaves none of its files; publish refuses while shards are missing
-    let failed = shard("1/3", &[("SLUICE_FAIL_STAGE", "infer")]);
+    // a shard failing after it wrote a file leaves none of its files; publish refuses
+    // while shards are missing
+    let staged = files_under(&ds);
+    let failed = shard("1/3", &[("SLUICE_FAIL_STAGE", "write:2")]);
     assert_eq!(failed.code, 1, "{}", failed.stderr);
+    assert!(failed.stderr.contains("removed this attempt's unpublished files"), "{}", failed.stderr);
+    assert_eq!(files_under(&ds), staged);
     let early = publish();
     assert_eq!(early.code, 1, "{}", early.stderr);
     let err = early.summary()["error"].as_str().unwrap().to_string();
@@ -267,46 +253,23 @@ fn shards_stage_their_share_and_publish_makes_one_commit() {
     assert_eq!(commits(&ds), 1);
 }
 
-/// Start a run, wait for `ready` on its stderr, send `signal`; the run must stop promptly,
+/// Start a run, wait for `ready` in its log, send `signal`; the run must stop promptly,
 /// exit 1 with the summary line, and leave the dataset as it was.
 fn signal_mid_run(args: &[&str], env: &[(&str, &str)], ready: &str, signal: &str, ds: &Path) {
-    let mut cmd = Command::new(SLUICE);
-    cmd.args(args).current_dir(repo()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().unwrap();
-    let pid = child.id().to_string();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let ready = ready.to_string();
-    let reader = std::thread::spawn(move || {
-        let mut log = String::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains(&ready) {
-                let _ = tx.send(());
-            }
-            log.push_str(&line);
-            log.push('\n');
-        }
-        log
-    });
-    rx.recv_timeout(Duration::from_secs(300)).expect("the run never got to the point to signal");
-    std::thread::sleep(Duration::from_millis(200));
+    let run = Running::start(args, env);
+    run.wait_for(ready);
     let sent = Instant::now();
-    assert!(Command::new("kill").args([&format!("-{signal}"), &pid]).status().unwrap().success());
-    let out = child.wait_with_output().unwrap();
+    run.signal(signal);
+    let out = run.finish();
     let stopped_in = sent.elapsed();
-    let log = reader.join().unwrap();
     assert!(stopped_in < Duration::from_secs(30), "took {stopped_in:?} to stop after {signal}");
-    assert_eq!(out.status.code(), Some(1), "{log}");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let s: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let s = out.summary();
     assert_eq!(s["status"], "failed");
     assert_eq!(s["signal"], format!("SIG{signal}"));
     assert!(s["error"].as_str().unwrap().contains("cancelled"), "{s}");
     assert_eq!(commits(ds), 0, "nothing published");
-    assert_eq!(files_under(ds), Vec::<PathBuf>::new(), "no files left: {log}");
+    assert_eq!(files_under(ds), Vec::<PathBuf>::new(), "no files left: {}", out.stderr);
 }
 
 #[test]
@@ -322,7 +285,6 @@ fn sigterm_while_embedding_stops_every_stage_and_publishes_nothing() {
 fn sigint_at_the_commit_publishes_nothing() {
     let ds = temp_dir("sigint");
     let p = pipeline();
-    let gate = temp_dir("sigint-gate").join("never");
     let args = ["run", p.to_str().unwrap(), "--output", ds.to_str().unwrap(), "--from", WEEK[0], "--to", WEEK[6]];
-    signal_mid_run(&args, &[("SLUICE_HOLD_COMMIT_UNTIL", gate.to_str().unwrap())], "holding the commit", "INT", &ds);
+    signal_mid_run(&args, &[("SLUICE_HOLD_AT", "commit")], "holding at commit", "INT", &ds);
 }

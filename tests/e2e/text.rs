@@ -104,10 +104,7 @@ fn emails_are_parsed_deduplicated_quarantined_and_embedded() {
     assert_eq!(part["rows_in"].as_u64(), Some(emails));
     assert_eq!(part["rows_quarantined"], 1);
     assert!(part["rows_filtered"].as_u64().unwrap() >= 1, "the copy is a duplicate");
-    let manifest: Value = serde_json::from_slice(
-        &std::fs::read(ds.join(format!("corpus=all/{}/manifest.json", part["version"].as_str().unwrap()))).unwrap(),
-    )
-    .unwrap();
+    let manifest = manifest(&ds, "corpus=all", part["version"].as_str().unwrap());
     assert!(manifest["rows"]["filtered_by"]["duplicate"].as_u64().unwrap() >= 1);
     let q = read_parquet(part["quarantine_files"][0].as_str().unwrap());
     assert!(q.column("file").unwrap().str().unwrap().get(0).unwrap().ends_with("zz-empty.txt"));
@@ -122,4 +119,53 @@ fn emails_are_parsed_deduplicated_quarantined_and_embedded() {
     assert!(matches!(df.column("date").unwrap().dtype(), DataType::Datetime(_, _)));
     let bodies = df.column("body").unwrap().str().unwrap();
     assert!(bodies.iter().flatten().all(|b| !b.contains("</html>") && !b.contains("<body")), "HTML is stripped");
+}
+
+/// A copy of the MiniLM folder: the large files hard-linked, the small configs copied.
+fn minilm_copy(tag: &str) -> PathBuf {
+    let src = repo().join("data/models/all-MiniLM-L6-v2");
+    let dst = temp_dir(tag).join("minilm");
+    for f in files_under(&src) {
+        let to = dst.join(f.strip_prefix(&src).unwrap());
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        if std::fs::metadata(&f).unwrap().len() > 1 << 20 {
+            std::fs::hard_link(&f, &to).unwrap();
+        } else {
+            std::fs::copy(&f, &to).unwrap();
+        }
+    }
+    dst
+}
+
+#[test]
+fn a_changed_pooling_config_is_another_model_never_up_to_date() {
+    let model = minilm_copy("pooling");
+    let dir = temp_dir("pooling-run");
+    let input = dir.join("texts.csv");
+    std::fs::write(&input, "id,text\n1,The cat sat on the mat.\n2,A much longer second text about dogs and cats.\n").unwrap();
+    let ds = dir.join("dataset");
+    let run = || {
+        sluice(&["run", &text_pipeline(), "--input", input.to_str().unwrap(), "--output", ds.to_str().unwrap(), "--model", model.to_str().unwrap()])
+    };
+    let mean = run();
+    assert_eq!(mean.code, 0, "{}", mean.stderr);
+    assert_eq!(run().summary()["status"], "up_to_date");
+
+    // sentence-transformers would now take the CLS token's vector instead of the mean
+    let pooling = model.join("1_Pooling/config.json");
+    let text = std::fs::read_to_string(&pooling).unwrap();
+    let text = text.replace("\"pooling_mode_cls_token\": false", "\"pooling_mode_cls_token\": true");
+    std::fs::write(&pooling, text.replace("\"pooling_mode_mean_tokens\": true", "\"pooling_mode_mean_tokens\": false")).unwrap();
+    let cls = run();
+    assert_eq!(cls.code, 0, "{}", cls.stderr);
+    let s = cls.summary();
+    assert_eq!(s["status"], "published", "another pooling is another model: {s}");
+    let model_id = |summary: &Value| {
+        let p = &summary["partitions"][0];
+        manifest(&ds, p["partition"].as_str().unwrap(), p["version"].as_str().unwrap())["model"]["id"].clone()
+    };
+    assert_ne!(model_id(&mean.summary()), model_id(&s));
+    let (_, a) = embeddings_of(mean.summary()["partitions"][0]["files"][0].as_str().unwrap());
+    let (_, b) = embeddings_of(s["partitions"][0]["files"][0].as_str().unwrap());
+    assert!(a.iter().zip(&b).any(|(x, y)| x.iter().zip(y).any(|(p, q)| (p - q).abs() > 1e-3)), "the vectors changed");
 }

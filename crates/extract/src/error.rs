@@ -11,6 +11,9 @@ pub enum ExtractError {
     MissingTemplateValue { template: String, var: String },
     #[error("no input object at {uri}")]
     NotFound { uri: String },
+    /// The object is not the version seen when planning (ETag, size or modification time).
+    #[error("{uri} changed since it was listed ({detail}); re-run to process the new version")]
+    Changed { uri: String, detail: String },
     #[error("object already exists at {uri}")]
     AlreadyExists { uri: String },
     #[error("storage error at {uri}: {source}")]
@@ -29,6 +32,7 @@ impl ExtractError {
         match source {
             object_store::Error::NotFound { .. } => ExtractError::NotFound { uri },
             object_store::Error::AlreadyExists { .. } => ExtractError::AlreadyExists { uri },
+            object_store::Error::Precondition { source, .. } => ExtractError::Changed { uri, detail: source.to_string() },
             source => ExtractError::Store { uri, source },
         }
     }

@@ -76,9 +76,10 @@ pub struct SourceObject {
 }
 
 impl SourceObject {
-    /// Read the object and checksum it.
+    /// Read the object, at the version it was listed with (see [`Storage::get_version`]),
+    /// and checksum it.
     pub fn fetch(&self) -> Result<RawObject, ExtractError> {
-        let bytes = self.storage.get(&self.rel)?;
+        let bytes = self.storage.get_version(&self.rel, &self.meta)?;
         let sha256 = hex::encode(Sha256::digest(&bytes));
         tracing::debug!(uri = %self.meta.uri, bytes = bytes.len(), "fetched");
         Ok(RawObject { object: self.meta.clone(), bytes, sha256 })

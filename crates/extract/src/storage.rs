@@ -9,10 +9,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::path::Path;
-use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::{GetOptions, ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use tokio::runtime::Runtime;
 
-use crate::{ExtractError, Location};
+use crate::{ExtractError, Location, ObjectRef};
 
 /// Whether a put-if-absent created the object or found one already there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +65,30 @@ impl Storage {
         self.rt
             .block_on(async { self.root.store.get(&path).await?.bytes().await })
             .map_err(|e| ExtractError::store(self.uri_of(rel), e))
+    }
+
+    /// Read an object only if it is still the version seen when it was listed: `If-Match`
+    /// on its ETag (on local disk the ETag is inode, modification time and size), or
+    /// `If-Unmodified-Since` where the store gives no ETag; and it must have `size` bytes.
+    /// Anything else is [`ExtractError::Changed`].
+    pub fn get_version(&self, rel: &str, seen: &ObjectRef) -> Result<Bytes, ExtractError> {
+        let path = self.full_path(rel);
+        let opts = GetOptions {
+            if_match: seen.e_tag.clone(),
+            if_unmodified_since: seen.e_tag.is_none().then_some(seen.last_modified),
+            ..Default::default()
+        };
+        let bytes = self
+            .rt
+            .block_on(async { self.root.store.get_opts(&path, opts).await?.bytes().await })
+            .map_err(|e| ExtractError::store(self.uri_of(rel), e))?;
+        if bytes.len() as u64 != seen.size {
+            return Err(ExtractError::Changed {
+                uri: self.uri_of(rel),
+                detail: format!("{} bytes read, {} when listed", bytes.len(), seen.size),
+            });
+        }
+        Ok(bytes)
     }
 
     /// Read an object if it exists.

@@ -22,10 +22,18 @@ use serde::Deserialize;
 use tokenizers::{Tokenizer, TruncationParams};
 
 use crate::encoder::CpuBert;
+use crate::files::ModelFiles;
 use crate::InferError;
+
+fn missing(files: &ModelFiles, name: &str) -> InferError {
+    InferError::MissingFile { path: files.path(name), source: std::io::Error::new(std::io::ErrorKind::NotFound, "required") }
+}
 
 /// The files an embedding model directory must hold.
 pub const EMBEDDING_FILES: [&str; 3] = ["config.json", "tokenizer.json", "model.safetensors"];
+/// The files the loader reads when they are there: they set the pooling, the
+/// normalisation and the sequence length, so they are part of the model id.
+pub const EMBEDDING_OPTIONAL_FILES: [&str; 3] = ["modules.json", "1_Pooling/config.json", "sentence_bert_config.json"];
 
 /// How token embeddings become one vector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,19 +107,6 @@ pub struct EmbeddingModel {
     id: String,
 }
 
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, InferError> {
-    let text = std::fs::read_to_string(path).map_err(|source| InferError::MissingFile { path: path.to_path_buf(), source })?;
-    serde_json::from_str(&text).map_err(|e| InferError::BadConfig { path: path.to_path_buf(), reason: e.to_string() })
-}
-
-fn optional_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, InferError> {
-    if path.exists() {
-        read_json(path).map(Some)
-    } else {
-        Ok(None)
-    }
-}
-
 impl EmbeddingModel {
     /// Load a model directory onto `device`: the fused kernels on the CPU, candle's
     /// `BertModel` elsewhere. A missing required file is an error naming it.
@@ -130,26 +125,28 @@ impl EmbeddingModel {
                 });
             }
         }
-        let id = crate::files_id(dir, &EMBEDDING_FILES)?;
-        let config: BertConfig = read_json(&dir.join("config.json"))?;
+        let files = ModelFiles::read(dir, &EMBEDDING_FILES, &EMBEDDING_OPTIONAL_FILES)?;
+        let config: BertConfig = files.json("config.json")?.ok_or_else(|| missing(&files, "config.json"))?;
         let bad = |path: PathBuf, reason: String| InferError::BadConfig { path, reason };
 
-        let pooling = match optional_json::<PoolingConfig>(&dir.join("1_Pooling/config.json"))? {
+        let pooling = match files.json::<PoolingConfig>("1_Pooling/config.json")? {
             None => Pooling::Mean,
             Some(p) if p.pooling_mode_mean_tokens => Pooling::Mean,
             Some(p) if p.pooling_mode_cls_token => Pooling::Cls,
             Some(p) if p.pooling_mode_max_tokens => Pooling::Max,
             Some(_) => return Err(bad(dir.join("1_Pooling/config.json"), "no supported pooling mode (mean, cls, max)".into())),
         };
-        let normalize = optional_json::<Vec<Module>>(&dir.join("modules.json"))?
-            .is_some_and(|m| m.iter().any(|m| m.kind.ends_with("Normalize")));
-        let max_seq_length = optional_json::<SentenceBertConfig>(&dir.join("sentence_bert_config.json"))?
+        let normalize =
+            files.json::<Vec<Module>>("modules.json")?.is_some_and(|m| m.iter().any(|m| m.kind.ends_with("Normalize")));
+        let max_seq_length = files
+            .json::<SentenceBertConfig>("sentence_bert_config.json")?
             .and_then(|c| c.max_seq_length)
             .unwrap_or(config.max_position_embeddings)
             .min(config.max_position_embeddings);
 
         let tok_path = dir.join("tokenizer.json");
-        let mut tokenizer = Tokenizer::from_file(&tok_path).map_err(|e| bad(tok_path.clone(), e.to_string()))?;
+        let mut tokenizer =
+            Tokenizer::from_bytes(files.required("tokenizer.json")?).map_err(|e| bad(tok_path.clone(), e.to_string()))?;
         // the shipped tokenizer.json may fix truncation and padding (all-MiniLM-L6-v2: 128
         // tokens, padded to 128); sentence-transformers truncates at max_seq_length and pads
         // per batch, which is what we do
@@ -158,9 +155,12 @@ impl EmbeddingModel {
             .map_err(|e| bad(tok_path.clone(), e.to_string()))?;
         tokenizer.with_padding(None);
 
-        let tensors = candle_core::safetensors::load(dir.join("model.safetensors"), device)?;
+        let tensors = files.tensors("model.safetensors", device)?;
         let vb = VarBuilder::from_tensors(tensors, DTYPE, device);
-        let not_bert = |e: candle_core::Error| bad(dir.join("model.safetensors"), format!("not a BERT checkpoint matching config.json: {e}"));
+        let not_bert = |e: candle_core::Error| InferError::BadModel {
+            path: dir.join("model.safetensors"),
+            reason: format!("not a BERT checkpoint matching config.json: {e}"),
+        };
         let encoder = match kernels {
             Kernels::Fused if !device.is_cpu() => {
                 return Err(bad(dir.to_path_buf(), "the fused kernels run on the CPU only".into()))
@@ -182,7 +182,7 @@ impl EmbeddingModel {
             normalize,
             max_seq_length,
             dim: config.hidden_size,
-            id,
+            id: files.id().to_string(),
         })
     }
 

@@ -12,6 +12,9 @@ pub enum InferError {
     },
     #[error("model config {path}: {reason}")]
     BadConfig { path: PathBuf, reason: String },
+    /// A weights file that cannot be read as a model (truncated, not safetensors, wrong shapes).
+    #[error("model weights {path}: {reason}")]
+    BadModel { path: PathBuf, reason: String },
     #[error("model input '{name}': {reason}")]
     BadInput { name: String, reason: String },
     #[error("tokenizer: {0}")]

@@ -8,7 +8,8 @@
 //! - [`embed`]: BERT-family sentence embeddings ([`EmbeddingModel`]) with token-budget
 //!   batching ([`BatchPolicy`]); numbers as sentence-transformers'. On the CPU the encoder
 //!   runs [`kernels`], fused in-place candle ops; elsewhere candle-transformers' `BertModel`.
-//! - [`model_id`]: a model's identity, the sha256 of its files.
+//! - [`model_id`]: a model's identity, the sha256 of every file its loader reads
+//!   ([`files::ModelFiles`]: read once, parsed from those bytes).
 //!
 //! A model is a directory: `config.json` + `model.safetensors` (+ `tokenizer.json` and the
 //! sentence-transformers module configs for an embedding model).
@@ -18,6 +19,7 @@ pub mod embed;
 mod encoder;
 pub mod kernels;
 pub mod error;
+pub mod files;
 pub mod tabular;
 pub mod train;
 
@@ -28,29 +30,23 @@ pub use tabular::{FeatureValues, InputKind, InputSpec, MlpConfig, TabularBatch, 
 
 use std::path::Path;
 
-use sha2::{Digest, Sha256};
 
 /// The files a model directory must hold.
 pub const MODEL_FILES: [&str; 2] = ["config.json", "model.safetensors"];
 
-/// A model directory's identity: sha256 over its files (name, length and bytes of each, in
-/// a fixed order), hex. Works for both kinds of model.
+/// A model directory's identity: sha256 over every file its loader reads (name, length
+/// and bytes of each, in a fixed order; optional files that are absent count as absent).
+/// Works for both kinds of model.
 pub fn model_id(dir: &Path) -> Result<String, InferError> {
-    if dir.join("tokenizer.json").is_file() {
-        files_id(dir, &embed::EMBEDDING_FILES)
-    } else {
-        files_id(dir, &MODEL_FILES)
-    }
+    Ok(model_files(dir)?.id().to_string())
 }
 
-pub(crate) fn files_id(dir: &Path, names: &[&str]) -> Result<String, InferError> {
-    let mut h = Sha256::new();
-    for name in names {
-        let path = dir.join(name);
-        let bytes = std::fs::read(&path).map_err(|source| InferError::MissingFile { path: path.clone(), source })?;
-        h.update(name.as_bytes());
-        h.update((bytes.len() as u64).to_le_bytes());
-        h.update(&bytes);
+/// The files a model directory's loader reads: an embedding model when it has a
+/// `tokenizer.json`, a tabular MLP otherwise.
+pub(crate) fn model_files(dir: &Path) -> Result<files::ModelFiles, InferError> {
+    if dir.join("tokenizer.json").is_file() {
+        files::ModelFiles::read(dir, &embed::EMBEDDING_FILES, &embed::EMBEDDING_OPTIONAL_FILES)
+    } else {
+        files::ModelFiles::read(dir, &MODEL_FILES, &[])
     }
-    Ok(hex::encode(h.finalize()))
 }

@@ -154,11 +154,9 @@ pub struct TabularModel {
 
 impl TabularModel {
     pub fn load(dir: &Path, device: &Device) -> Result<Self, InferError> {
-        let id = crate::model_id(dir)?;
-        let config_path = dir.join("config.json");
-        let text = std::fs::read_to_string(&config_path)
-            .map_err(|source| InferError::MissingFile { path: config_path.clone(), source })?;
-        let config: MlpConfig = serde_json::from_str(&text)
+        let files = crate::files::ModelFiles::read(dir, &crate::MODEL_FILES, &[])?;
+        let config_path = files.path("config.json");
+        let config: MlpConfig = serde_json::from_slice(files.required("config.json")?)
             .map_err(|e| InferError::BadConfig { path: config_path.clone(), reason: e.to_string() })?;
         if config.model_type != "tabular_mlp" {
             return Err(InferError::BadConfig {
@@ -166,10 +164,10 @@ impl TabularModel {
                 reason: format!("model_type is '{}', expected 'tabular_mlp'", config.model_type),
             });
         }
-        let weights_path = dir.join("model.safetensors");
-        let tensors = candle_core::safetensors::load(&weights_path, device)?;
+        let weights_path = files.path("model.safetensors");
+        let tensors = files.tensors("model.safetensors", device)?;
         let layers = Self::layers_from(&config, &tensors, &weights_path)?;
-        Ok(TabularModel { config, layers, device: device.clone(), id })
+        Ok(TabularModel { config, layers, device: device.clone(), id: files.id().to_string() })
     }
 
     pub(crate) fn layers_from(

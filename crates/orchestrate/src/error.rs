@@ -7,8 +7,9 @@ use thiserror::Error;
 
 use crate::runtime::{RuntimeError, StageError};
 
-/// Exit codes: 0 success (or already up to date), 99 nothing to do, 2 usage or pipeline-file
-/// error, 3 bad input beyond the allowed threshold, 4 commit conflict, 1 anything else.
+/// Exit codes: 0 success (or already up to date), 99 nothing to do, 2 usage, pipeline-file or
+/// model error, 3 bad input beyond the allowed threshold, 4 a concurrent change (a commit
+/// conflict, or an input that changed while the run read it), 1 anything else.
 pub mod exit {
     pub const OK: u8 = 0;
     pub const OTHER: u8 = 1;
@@ -33,6 +34,12 @@ pub enum SluiceError {
     TooManyBadRows { partition: String, rows: u64, quarantined: u64, fraction: f64, limit: f64, first: String },
     #[error("commit conflict on {dataset}: {reason}")]
     Conflict { dataset: String, reason: String },
+    /// The commit write itself failed: it may or may not have landed.
+    #[error("{dataset}: writing commit {commit} failed and it may or may not have landed ({reason}); this attempt's files are kept; re-run with the same run id to find out")]
+    CommitUnknown { dataset: String, commit: u64, reason: String },
+    /// An input, dimension or model changed between planning and reading.
+    #[error("{uri} changed while the run was reading it ({detail}); re-run to process the new version")]
+    Changed { uri: String, detail: String },
     #[error("{0}")]
     Store(String),
     #[error(transparent)]
@@ -43,7 +50,7 @@ pub enum SluiceError {
     Infer(#[from] InferError),
     #[error("{0}")]
     Stage(Box<StageError<SluiceError>>),
-    #[error("a stage panicked: {0}")]
+    #[error("panicked (a bug in sluice): {0}")]
     Panic(String),
     #[error("injected failure in stage '{0}' (SLUICE_FAIL_STAGE)")]
     Injected(String),
@@ -71,7 +78,11 @@ impl SluiceError {
                 | TransformError::Parse { .. } => exit::BAD_INPUT,
                 _ => exit::OTHER,
             },
-            SluiceError::Conflict { .. } => exit::CONFLICT,
+            SluiceError::Conflict { .. } | SluiceError::Changed { .. } => exit::CONFLICT,
+            SluiceError::Extract(ExtractError::Changed { .. }) => exit::CONFLICT,
+            SluiceError::Infer(InferError::MissingFile { .. } | InferError::BadConfig { .. } | InferError::BadModel { .. }) => {
+                exit::USAGE
+            }
             SluiceError::Stage(s) => s.error.exit_code(),
             _ => exit::OTHER,
         }

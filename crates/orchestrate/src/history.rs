@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::job::{PartitionSummary, RunSummary};
-use crate::store::{self, Commit, Dataset, Operation, PartitionVersion, Snapshot};
+use crate::store::{self, Commit, CommitOutcome, CommitRequest, Dataset, Operation, PartitionVersion, Snapshot};
+use crate::summary::{PartitionSummary, RunSummary};
 use crate::SluiceError;
 
 /// One line of `sluice versions`: a partition's entry in a commit.
@@ -62,12 +62,19 @@ pub fn snapshot_as_of(ds: &Dataset, as_of: Option<&str>) -> Result<Snapshot, Slu
     }
 }
 
+/// Where to re-point a partition: a version id (`--to`), or the state as of a commit number
+/// (`--to-commit`). Separate, so an all-digit run id is never taken for a commit number.
+#[derive(Debug, Clone)]
+pub enum RollbackTo {
+    Version(String),
+    Commit(u64),
+}
+
 /// What to roll back.
 #[derive(Debug, Clone)]
 pub enum RollbackTarget {
-    /// Re-point one partition to an earlier version: a version id, or the commit number
-    /// whose state to take it from.
-    Partition { partition: String, to: String },
+    /// Re-point one partition to another version.
+    Partition { partition: String, to: RollbackTo },
     /// Undo everything one run published (partitions it created are removed).
     Run { run_id: String },
 }
@@ -84,14 +91,14 @@ pub fn rollback(ds: &Dataset, target: &RollbackTarget, command: &[String]) -> Re
             if versions.is_empty() {
                 return Err(SluiceError::Usage(format!("{}: partition {partition} has no versions", ds.uri())));
             }
-            let wanted = match to.parse::<u64>() {
-                Ok(n) if n > log.len() as u64 => {
+            let wanted = match to {
+                RollbackTo::Commit(n) if *n > log.len() as u64 => {
                     return Err(SluiceError::Usage(format!("{}: no commit {n} (latest is {})", ds.uri(), log.len())))
                 }
-                Ok(n) => store::fold(&log, Some(n)).partitions.get(partition).cloned().ok_or_else(|| {
+                RollbackTo::Commit(n) => store::fold(&log, Some(*n)).partitions.get(partition).cloned().ok_or_else(|| {
                     SluiceError::Usage(format!("partition {partition} did not exist as of commit {n}"))
                 })?,
-                Err(_) => versions.iter().find(|v| &v.version == to).cloned().ok_or_else(|| {
+                RollbackTo::Version(to) => versions.iter().find(|v| &v.version == to).cloned().ok_or_else(|| {
                     SluiceError::Usage(format!(
                         "partition {partition} has no version '{to}' (versions: {})",
                         versions.iter().map(|v| v.version.as_str()).collect::<Vec<_>>().join(", ")
@@ -144,18 +151,26 @@ pub fn rollback(ds: &Dataset, target: &RollbackTarget, command: &[String]) -> Re
             rows_out: v.as_ref().map_or(0, |v| v.rows),
             rows_filtered: 0,
             rows_quarantined: 0,
-            files: v.iter().flat_map(|v| v.files.iter().map(|f| ds.storage().uri_of(f))).collect(),
+            files: v.iter().flat_map(|v| v.files.iter().map(|f| ds.uri_of(f))).collect(),
             quarantine_files: Vec::new(),
+            manifest: v.as_ref().map(|v| ds.uri_of(&v.manifest)),
         })
         .collect();
     if moves.is_empty() {
-        let mut summary = RunSummary::new("up_to_date", &action_id, ds, started).with_partitions(summaries);
-        summary.commit = Some(snap.commit);
-        return Ok(summary);
+        return Ok(RunSummary::new("up_to_date", &action_id, ds, started).with_partitions(summaries).with_commit(snap.commit));
     }
     let previous = moves.keys().map(|p| (p.clone(), snap.partitions.get(p).map(|v| v.version.clone()))).collect();
-    let commit = ds.commit(snap.commit, Operation::Rollback, &action_id, moves, previous, command)?;
-    let mut summary = RunSummary::new("published", &action_id, ds, started).with_partitions(summaries);
-    summary.commit = Some(commit);
-    Ok(summary)
+    let req = CommitRequest {
+        base: snap.commit,
+        operation: Operation::Rollback,
+        run_id: &action_id,
+        attempt: None,
+        partitions: moves,
+        previous,
+        command,
+    };
+    let commit = match ds.commit(req)? {
+        CommitOutcome::Committed(n) | CommitOutcome::AlreadyPublished(n) => n,
+    };
+    Ok(RunSummary::new("published", &action_id, ds, started).with_partitions(summaries).with_commit(commit))
 }

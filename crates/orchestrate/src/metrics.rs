@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::job::RunSummary;
+use crate::summary::RunSummary;
 use crate::SluiceError;
 
 /// The facts of one run, whatever its outcome.

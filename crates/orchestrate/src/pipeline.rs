@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
 use sha2::{Digest, Sha256};
 use sluice_transform::{ColumnType, CsvSpec, DimensionSpec, Step};
 
@@ -32,8 +33,8 @@ pub struct SourceConfig {
     pub uri: String,
     /// `csv`, `ndjson`, `parquet`, `email` (one raw RFC 5322 message per object), or `auto`
     /// (by each object's extension: .csv, .ndjson/.jsonl, .parquet).
-    #[serde(default = "default_format")]
-    pub format: String,
+    #[serde(default)]
+    pub format: SourceFormat,
     /// How many objects go into one item through the stages (their rows are processed
     /// together; `unique_on` steps de-duplicate within an item).
     #[serde(default = "one")]
@@ -43,8 +44,8 @@ pub struct SourceConfig {
     #[serde(default = "default_separator")]
     pub separator: String,
     /// `quarantine` (set bad rows aside with their reason) or `fail` (stop at the first).
-    #[serde(default = "default_on_bad_rows")]
-    pub on_bad_rows: String,
+    #[serde(default)]
+    pub on_bad_rows: OnBadRows,
     /// Fail the run (exit 3) when more than this fraction of a partition's rows is quarantined.
     #[serde(default = "default_max_bad")]
     pub max_bad_fraction: f64,
@@ -55,19 +56,47 @@ pub struct SourceConfig {
 }
 
 /// The source formats sluice reads.
-pub const FORMATS: [&str; 5] = ["csv", "ndjson", "parquet", "email", "auto"];
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceFormat {
+    #[default]
+    Csv,
+    Ndjson,
+    Parquet,
+    /// One raw RFC 5322 message per object.
+    Email,
+    /// By each object's extension.
+    Auto,
+}
 
-fn default_format() -> String {
-    "csv".into()
+impl SourceFormat {
+    /// The format an object's extension names: .csv, .ndjson/.jsonl, .parquet.
+    pub fn of_extension(uri: &str) -> Option<Self> {
+        let ext = uri.rsplit_once('.')?.1.to_ascii_lowercase();
+        match ext.as_str() {
+            "csv" => Some(SourceFormat::Csv),
+            "ndjson" | "jsonl" => Some(SourceFormat::Ndjson),
+            "parquet" => Some(SourceFormat::Parquet),
+            _ => None,
+        }
+    }
+}
+
+/// What a malformed row does to the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnBadRows {
+    /// Set it aside in the quarantine with its reason (counted against `max_bad_fraction`).
+    #[default]
+    Quarantine,
+    /// Stop the run at the first one (exit 3).
+    Fail,
 }
 fn default_nulls() -> Vec<String> {
     vec!["NA".into(), "".into()]
 }
 fn default_separator() -> String {
     ",".into()
-}
-fn default_on_bad_rows() -> String {
-    "quarantine".into()
 }
 fn default_max_bad() -> f64 {
     0.01
@@ -97,16 +126,36 @@ pub struct DimensionConfig {
     pub sql: Option<String>,
 }
 
+/// A `[[transform]]` step as written: a name and exactly one of `sql`, `filter` or
+/// `unique_on`, which says its kind. Deserialises straight into [`Step`].
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct StepConfig {
-    pub name: String,
+struct StepConfig {
+    name: String,
     /// `SELECT ... FROM input ...` keeping every row.
-    pub sql: Option<String>,
+    sql: Option<String>,
     /// A SQL boolean expression: rows where it is not true are dropped and counted.
-    pub filter: Option<String>,
+    filter: Option<String>,
     /// Drop rows that repeat an earlier row's values in these columns (counted).
-    pub unique_on: Option<Vec<String>>,
+    unique_on: Option<Vec<String>>,
+}
+
+/// A transform step, typed by its kind.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "StepConfig")]
+struct TypedStep(Step);
+
+impl TryFrom<StepConfig> for TypedStep {
+    type Error = String;
+    fn try_from(s: StepConfig) -> Result<Self, String> {
+        let name = s.name;
+        match (s.sql, s.filter, s.unique_on) {
+            (Some(sql), None, None) => Ok(TypedStep(Step::Sql { name, sql })),
+            (None, Some(keep), None) => Ok(TypedStep(Step::Filter { name, keep })),
+            (None, None, Some(on)) => Ok(TypedStep(Step::Unique { name, on })),
+            _ => Err(format!("step '{name}': give exactly one of 'sql', 'filter' or 'unique_on'")),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -114,8 +163,8 @@ pub struct StepConfig {
 pub struct ModelConfig {
     /// `tabular_mlp` (scores rows from feature columns) or `sentence_embedding` (embeds a
     /// text column).
-    #[serde(default = "default_model_kind")]
-    pub kind: String,
+    #[serde(default)]
+    pub kind: ModelKind,
     /// Model directory: config.json + model.safetensors (+ tokenizer.json for embeddings).
     pub path: String,
     /// tabular_mlp: the columns the model reads; must match its declared inputs, in order.
@@ -133,10 +182,15 @@ pub struct ModelConfig {
     pub max_tokens: usize,
 }
 
-pub const MODEL_KINDS: [&str; 2] = ["tabular_mlp", "sentence_embedding"];
-
-fn default_model_kind() -> String {
-    "tabular_mlp".into()
+/// The kinds of model sluice scores with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelKind {
+    /// Scores rows from feature columns.
+    #[default]
+    TabularMlp,
+    /// Embeds a text column.
+    SentenceEmbedding,
 }
 fn default_batch_rows() -> usize {
     16_384
@@ -241,74 +295,68 @@ impl Pipeline {
         let bytes = std::fs::read(path).map_err(|e| fail(vec![format!("cannot read: {e}")]))?;
         let sha256 = hex::encode(Sha256::digest(&bytes));
         let text = String::from_utf8(bytes).map_err(|_| fail(vec!["not UTF-8".into()]))?;
-        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| fail(vec![format!("invalid TOML: {e}")]))?;
+        let doc = Doc::parse(&text).map_err(|e| fail(vec![e]))?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let mut errors = Vec::new();
 
-        for key in table.keys() {
-            if !SECTIONS.contains(&key.as_str()) {
-                errors.push(format!("unknown top-level key '{key}' (expected one of {})", SECTIONS.join(", ")));
+        for (key, value) in doc.table.get_ref().iter() {
+            if !SECTIONS.contains(&key.get_ref().as_ref()) {
+                errors.push(doc.at(
+                    value.span(),
+                    &format!("unknown top-level key '{}' (expected one of {})", key.get_ref(), SECTIONS.join(", ")),
+                ));
             }
         }
-        let name = match table.get("name") {
-            Some(toml::Value::String(s)) if !s.is_empty() => s.clone(),
+        let name = match doc.section::<String>("name", &mut errors, true) {
+            Some(s) if !s.is_empty() => s,
             Some(_) => {
                 errors.push("'name' must be a non-empty string".into());
                 String::new()
             }
-            None => {
-                errors.push("missing 'name'".into());
-                String::new()
-            }
+            None => String::new(),
         };
-        let mut params: BTreeMap<String, String> = section(&table, "params", &mut errors, false).unwrap_or_default();
+        let mut params: BTreeMap<String, String> = doc.section("params", &mut errors, false).unwrap_or_default();
         for (k, v) in overrides {
             if !params.contains_key(k) {
                 errors.push(format!("--param {k}: the pipeline has no param '{k}' (params: {:?})", params.keys().collect::<Vec<_>>()));
             }
             params.insert(k.clone(), v.clone());
         }
-        let mut source: Option<SourceConfig> = section(&table, "source", &mut errors, true);
+        let mut source: Option<SourceConfig> = doc.section("source", &mut errors, true);
         if let Some(s) = source.as_mut() {
             s.uri = substitute(&s.uri, &params);
         }
-        let partition: Option<PartitionConfig> = section(&table, "partition", &mut errors, true);
-        let mut model: Option<ModelConfig> = section(&table, "model", &mut errors, true);
+        let partition: Option<PartitionConfig> = doc.section("partition", &mut errors, true);
+        let mut model: Option<ModelConfig> = doc.section("model", &mut errors, true);
         if let Some(m) = model.as_mut() {
             m.path = substitute(&m.path, &params);
         }
-        let mut output: Option<OutputConfig> = section(&table, "output", &mut errors, true);
+        let mut output: Option<OutputConfig> = doc.section("output", &mut errors, true);
         if let Some(o) = output.as_mut() {
             o.uri = substitute(&o.uri, &params);
         }
-        let runtime: RuntimeConfig = section(&table, "runtime", &mut errors, false).unwrap_or_default();
-        let mut dims: Vec<DimensionConfig> = array(&table, "dimensions", &mut errors);
+        let runtime: RuntimeConfig = doc.section("runtime", &mut errors, false).unwrap_or_default();
+        let mut dims: Vec<DimensionConfig> = doc.array("dimensions", &mut errors);
         for d in dims.iter_mut() {
             d.uri = d.uri.as_ref().map(|u| substitute(u, &params));
         }
-        let steps: Vec<StepConfig> = array(&table, "transform", &mut errors);
+        let steps: Vec<TypedStep> = doc.array("transform", &mut errors);
 
         // source
         let mut csv = None;
         if let Some(s) = &source {
-            if !FORMATS.contains(&s.format.as_str()) {
-                errors.push(format!("source.format: '{}' is not one of {}", s.format, FORMATS.join(", ")));
-            }
             if s.objects_per_item == 0 {
                 errors.push("source.objects_per_item: must be at least 1".into());
-            }
-            if !["quarantine", "fail"].contains(&s.on_bad_rows.as_str()) {
-                errors.push(format!("source.on_bad_rows: '{}' (expected 'quarantine' or 'fail')", s.on_bad_rows));
             }
             if !(0.0..=1.0).contains(&s.max_bad_fraction) {
                 errors.push(format!("source.max_bad_fraction: {} is not between 0 and 1", s.max_bad_fraction));
             }
             let sep = separator(&s.separator, "source.separator", &mut errors);
             let columns = column_types(&s.columns, "source.columns", &mut errors);
-            if s.columns.is_empty() && s.format == "csv" {
+            if s.columns.is_empty() && s.format == SourceFormat::Csv {
                 errors.push("source.columns: declare at least one column".into());
             }
-            if !s.columns.is_empty() && s.format == "email" {
+            if !s.columns.is_empty() && s.format == SourceFormat::Email {
                 errors.push("source.columns: an email source has a fixed schema; declare no columns".into());
             }
             if let Some(p) = &partition {
@@ -375,19 +423,9 @@ impl Pipeline {
 
         // transform steps
         let mut parsed_steps = Vec::new();
-        for (i, s) in steps.iter().enumerate() {
-            let at = format!("transform[{i}] '{}'", s.name);
-            let step = match (&s.sql, &s.filter, &s.unique_on) {
-                (Some(sql), None, None) => Step::Sql { name: s.name.clone(), sql: sql.clone() },
-                (None, Some(keep), None) => Step::Filter { name: s.name.clone(), keep: keep.clone() },
-                (None, None, Some(on)) => Step::Unique { name: s.name.clone(), on: on.clone() },
-                _ => {
-                    errors.push(format!("{at}: give exactly one of 'sql', 'filter' or 'unique_on'"));
-                    continue;
-                }
-            };
+        for (i, TypedStep(step)) in steps.into_iter().enumerate() {
             if let Err(e) = step.check() {
-                errors.push(format!("{at}: {e}"));
+                errors.push(format!("transform[{i}] '{}': {e}", step.name()));
             }
             parsed_steps.push(step);
         }
@@ -396,8 +434,8 @@ impl Pipeline {
         let mut model_dir = PathBuf::new();
         if let Some(m) = &model {
             model_dir = base.join(&m.path);
-            match m.kind.as_str() {
-                "tabular_mlp" => {
+            match m.kind {
+                ModelKind::TabularMlp => {
                     if m.features.is_empty() {
                         errors.push("model.features: a tabular_mlp model needs its feature columns".into());
                     }
@@ -405,7 +443,7 @@ impl Pipeline {
                         check_model(&model_dir, m, &mut errors);
                     }
                 }
-                "sentence_embedding" => {
+                ModelKind::SentenceEmbedding => {
                     if m.text_column.is_none() {
                         errors.push("model.text_column: a sentence_embedding model needs the text column".into());
                     }
@@ -421,7 +459,6 @@ impl Pipeline {
                         }
                     }
                 }
-                other => errors.push(format!("model.kind: '{other}' is not one of {}", MODEL_KINDS.join(", "))),
             }
             if m.batch_rows == 0 || m.max_tokens == 0 {
                 errors.push("model.batch_rows and model.max_tokens must be at least 1".into());
@@ -464,41 +501,67 @@ impl Pipeline {
     }
 }
 
-fn section<T: DeserializeOwned>(table: &toml::Table, key: &str, errors: &mut Vec<String>, required: bool) -> Option<T> {
-    match table.get(key) {
-        None => {
+/// The parsed file, with the position of every value, so that errors say where.
+struct Doc<'a> {
+    text: &'a str,
+    table: toml::Spanned<DeTable<'a>>,
+}
+
+impl<'a> Doc<'a> {
+    fn parse(text: &'a str) -> Result<Self, String> {
+        let table = DeTable::parse(text).map_err(|e| format!("invalid TOML: {}", located(text, e.span(), e.message())))?;
+        Ok(Doc { text, table })
+    }
+
+    /// `line L, column C: message` for a span of the file.
+    fn at(&self, span: std::ops::Range<usize>, message: &str) -> String {
+        located(self.text, Some(span), message)
+    }
+
+    fn value(&self, key: &str) -> Option<&toml::Spanned<DeValue<'a>>> {
+        self.table.get_ref().get(key)
+    }
+
+    /// Deserialise one top-level value; an error is pushed with its position.
+    fn section<T: DeserializeOwned>(&self, key: &str, errors: &mut Vec<String>, required: bool) -> Option<T> {
+        let Some(v) = self.value(key) else {
             if required {
-                errors.push(format!("missing section [{key}]"));
+                errors.push(format!("missing [{key}]"));
             }
-            None
-        }
-        Some(v) => match v.clone().try_into::<T>() {
-            Ok(t) => Some(t),
-            Err(e) => {
-                errors.push(format!("[{key}]: {}", e.message()));
-                None
-            }
-        },
+            return None;
+        };
+        T::deserialize(ValueDeserializer::from(v.clone()))
+            .map_err(|e| errors.push(format!("[{key}] {}", located(self.text, e.span().or(Some(v.span())), e.message()))))
+            .ok()
+    }
+
+    /// Deserialise each element of an array of tables on its own, so one bad element does
+    /// not hide the errors in the others.
+    fn array<T: DeserializeOwned>(&self, key: &str, errors: &mut Vec<String>) -> Vec<T> {
+        let Some(v) = self.value(key) else { return Vec::new() };
+        let DeValue::Array(items) = v.get_ref() else {
+            errors.push(self.at(v.span(), &format!("'{key}' must be an array of tables ([[{key}]])")));
+            return Vec::new();
+        };
+        items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, item)| {
+                T::deserialize(ValueDeserializer::from(item.clone()))
+                    .map_err(|e| errors.push(format!("[[{key}]] #{i} {}", located(self.text, e.span().or(Some(item.span())), e.message()))))
+                    .ok()
+            })
+            .collect()
     }
 }
 
-fn array<T: DeserializeOwned>(table: &toml::Table, key: &str, errors: &mut Vec<String>) -> Vec<T> {
-    let Some(v) = table.get(key) else { return Vec::new() };
-    let Some(items) = v.as_array() else {
-        errors.push(format!("'{key}' must be an array of tables ([[{key}]])"));
-        return Vec::new();
-    };
-    items
-        .iter()
-        .enumerate()
-        .filter_map(|(i, item)| match item.clone().try_into::<T>() {
-            Ok(t) => Some(t),
-            Err(e) => {
-                errors.push(format!("[[{key}]] #{i}: {}", e.message()));
-                None
-            }
-        })
-        .collect()
+/// `line L, column C: message` (1-based; the column counts characters).
+fn located(text: &str, span: Option<std::ops::Range<usize>>, message: &str) -> String {
+    let Some(span) = span else { return message.to_string() };
+    let before = &text[..span.start.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+    format!("line {line}, column {column}: {message}")
 }
 
 fn column_types(cols: &BTreeMap<String, String>, at: &str, errors: &mut Vec<String>) -> Vec<(String, ColumnType)> {

@@ -166,7 +166,8 @@ type ErrorSlot<E> = Arc<Mutex<Option<StageError<E>>>>;
 struct Shared<E> {
     cancel: Cancel,
     first_error: ErrorSlot<E>,
-    fail_stage: Option<String>,
+    /// `SLUICE_FAIL_STAGE=STAGE[:N]` (tests): that stage fails at its N-th item (default 1).
+    fail_at: Option<(String, u64)>,
     capacity: usize,
 }
 
@@ -175,7 +176,7 @@ impl<E> Clone for Shared<E> {
         Shared {
             cancel: self.cancel.clone(),
             first_error: self.first_error.clone(),
-            fail_stage: self.fail_stage.clone(),
+            fail_at: self.fail_at.clone(),
             capacity: self.capacity,
         }
     }
@@ -208,11 +209,12 @@ impl<E: RuntimeError> Shared<E> {
         }
     }
 
-    fn injected(&self, stage: &str) -> Result<(), Stop<E>> {
-        if self.fail_stage.as_deref() == Some(stage) {
-            return Err(Stop::Failed(None, E::injected(stage)));
+    /// The injected failure (`SLUICE_FAIL_STAGE`), if `stage` is to fail at its `item`-th item.
+    fn injected(&self, stage: &str, item: u64) -> Result<(), Stop<E>> {
+        match &self.fail_at {
+            Some((s, n)) if s == stage && *n == item => Err(Stop::Failed(None, E::injected(stage))),
+            _ => Ok(()),
         }
-        Ok(())
     }
 }
 
@@ -246,6 +248,7 @@ fn recv<T, E>(rx: &Receiver<T>, cancel: &Cancel, c: &Counters) -> Result<Option<
 
 /// The handle a source uses to emit items.
 pub struct Emitter<'a, T, E> {
+    stage: &'a str,
     tx: &'a Sender<Env<T>>,
     shared: &'a Shared<E>,
     counters: &'a Counters,
@@ -256,9 +259,13 @@ pub struct Emitter<'a, T, E> {
 #[derive(Debug)]
 pub struct Cancelled;
 
-impl<T: Measure, E> Emitter<'_, T, E> {
+impl<T: Measure, E: RuntimeError> Emitter<'_, T, E> {
     pub fn emit(&mut self, item: T) -> Result<(), Cancelled> {
-        self.counters.items_out.fetch_add(1, Ordering::Relaxed);
+        let n = self.counters.items_out.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Err(Stop::Failed(partition, error)) = self.shared.injected(self.stage, n) {
+            self.shared.fail(StageError { stage: self.stage.to_string(), partition, error });
+            return Err(Cancelled);
+        }
         self.counters.rows_out.fetch_add(item.rows() as u64, Ordering::Relaxed);
         self.counters.bytes_out.fetch_add(item.bytes() as u64, Ordering::Relaxed);
         let env = Env { seq: self.next_seq, item };
@@ -316,7 +323,10 @@ pub fn source<S: Source>(name: &str, mut src: S, budget: Budget, cancel: Cancel)
     let shared = Shared {
         cancel,
         first_error: Arc::new(Mutex::new(None)),
-        fail_stage: std::env::var("SLUICE_FAIL_STAGE").ok(),
+        fail_at: std::env::var("SLUICE_FAIL_STAGE").ok().map(|v| match v.split_once(':') {
+            Some((stage, n)) => (stage.to_string(), n.parse().unwrap_or(1)),
+            None => (v, 1),
+        }),
         capacity: budget.capacity(),
     };
     let (tx, rx) = bounded(shared.capacity);
@@ -326,8 +336,7 @@ pub fn source<S: Source>(name: &str, mut src: S, budget: Budget, cancel: Cancel)
         .name(format!("sluice-{name}"))
         .spawn(move || {
             sh.guard(&stage, || {
-                sh.injected(&stage)?;
-                let mut em = Emitter { tx: &tx, shared: &sh, counters: &c, next_seq: 0 };
+                let mut em = Emitter { stage: &stage, tx: &tx, shared: &sh, counters: &c, next_seq: 0 };
                 let t = Instant::now();
                 let r = src.run(&mut em);
                 let blocked = Duration::from_nanos(c.blocked_send_ns.load(Ordering::Relaxed));
@@ -439,8 +448,8 @@ impl<T: Send + 'static, E: RuntimeError> Flow<T, E> {
                         sh.guard(&stage, || {
                             let mut k = sink.take().expect("sink used once");
                             while let Some(env) = recv(&rx, &sh.cancel, &c)? {
-                                c.items_in.fetch_add(1, Ordering::Relaxed);
-                                sh.injected(&stage)?;
+                                let n = c.items_in.fetch_add(1, Ordering::Relaxed) + 1;
+                                sh.injected(&stage, n)?;
                                 let t = Instant::now();
                                 let r = k.consume(env.item);
                                 add(&c.busy_ns, t.elapsed());
@@ -487,8 +496,8 @@ fn run_worker<S: Stage>(
     stage: &str,
 ) -> Result<(), Stop<S::Error>> {
     while let Some(env) = recv(rx, &sh.cancel, c)? {
-        c.items_in.fetch_add(1, Ordering::Relaxed);
-        sh.injected(stage)?;
+        let n = c.items_in.fetch_add(1, Ordering::Relaxed) + 1;
+        sh.injected(stage, n)?;
         let t = Instant::now();
         let out = st.process(env.item);
         add(&c.busy_ns, t.elapsed());
@@ -708,20 +717,37 @@ mod tests {
         assert!(matches!(&err.error, TestError::Panicked(m) if m.contains("boom at 10")), "{:?}", err.error);
     }
 
+    /// Cancels the run from outside (as a signal handler does) once it has seen `at` items.
+    struct CancelAt {
+        at: u64,
+        cancel: Cancel,
+        seen: u64,
+    }
+
+    impl Sink for CancelAt {
+        type In = Tracked;
+        type Output = u64;
+        type Error = TestError;
+        fn consume(&mut self, _: Tracked) -> Result<(), (Option<String>, TestError)> {
+            self.seen += 1;
+            if self.seen == self.at {
+                self.cancel.cancel();
+            }
+            Ok(())
+        }
+        fn finish(self) -> Result<u64, (Option<String>, TestError)> {
+            Ok(self.seen)
+        }
+    }
+
     #[test]
-    fn an_outside_cancel_stops_every_thread() {
+    fn an_outside_cancel_in_the_middle_of_a_run_stops_every_thread() {
         let (src, _) = numbers(u64::MAX);
         let cancel = Cancel::default();
-        let c = cancel.clone();
-        let timer = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(100));
-            c.cancel();
-        });
-        let err = source("src", src, budget(2), cancel)
-            .stage("work", 1, |_| Work { fail_at: None, panic_at: None, delay_us: 0 })
-            .sink("sink", Collect { seen: vec![], delay: Duration::ZERO })
+        let err = source("src", src, budget(2), cancel.clone())
+            .stage("work", 2, |_| Work { fail_at: None, panic_at: None, delay_us: 0 })
+            .sink("sink", CancelAt { at: 100, cancel, seen: 0 })
             .unwrap_err();
         assert_eq!(err.error, TestError::Cancelled);
-        timer.join().unwrap();
     }
 }

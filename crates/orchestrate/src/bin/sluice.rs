@@ -1,9 +1,10 @@
 //! `sluice`: parse, build a validated plan, run, map the error to an exit code.
 //! The last line on stdout of `run`, `publish` and `rollback` is a one-line JSON summary,
-//! failures included; logs go to stderr. SIGTERM and SIGINT cancel the run: every stage
-//! stops, nothing is published, the exit code is 1.
+//! failures included, and panics too (exit 1, never Rust's 101); logs go to stderr. SIGTERM
+//! and SIGINT cancel the run: every stage stops, nothing is published, the exit code is 1.
+//! A closed stdout (`sluice versions | head`) ends the output quietly.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::OnceLock;
@@ -12,8 +13,10 @@ use std::time::Instant;
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::json;
 use sluice_extract::Storage;
-use sluice_orchestrate::history::{self, RollbackTarget};
-use sluice_orchestrate::job::{self, RunOptions, RunSummary, Shard};
+use sluice_orchestrate::history::{self, RollbackTarget, RollbackTo};
+use sluice_orchestrate::job::{self, RunOptions, Shard};
+use sluice_orchestrate::shards;
+use sluice_orchestrate::summary::RunSummary;
 use sluice_orchestrate::metrics::{self, RunMetrics};
 use sluice_orchestrate::runtime::Cancel;
 use sluice_orchestrate::store::Dataset;
@@ -127,13 +130,16 @@ enum Command {
     Rollback {
         dataset: String,
         /// Undo everything this run published
-        #[arg(long, conflicts_with_all = ["partition", "to"])]
+        #[arg(long, conflicts_with_all = ["partition", "to", "to_commit"])]
         run: Option<String>,
-        #[arg(long, value_name = "K=V", requires = "to")]
+        #[arg(long, value_name = "K=V")]
         partition: Option<String>,
-        /// A version id (see `sluice versions`) or a commit number to take the partition from
-        #[arg(long, value_name = "VERSION|COMMIT", requires = "partition")]
+        /// The version id (see `sluice versions`) to re-point the partition to
+        #[arg(long, value_name = "VERSION", requires = "partition", conflicts_with = "to_commit")]
         to: Option<String>,
+        /// Take the partition's version as of this commit number
+        #[arg(long, value_name = "COMMIT", requires = "partition")]
+        to_commit: Option<u64>,
     },
 }
 
@@ -169,7 +175,7 @@ fn main() -> ExitCode {
                     rendered.lines().map(str::trim).take_while(|l| !l.starts_with("Usage:")).filter(|l| !l.is_empty()).collect();
                 let error = error.join(" ");
                 let error = error.trim_start_matches("error: ");
-                println!("{}", json!({"status": "failed", "error": format!("usage: {error}"), "exit_code": exit::USAGE}));
+                let _ = write_line(&json!({"status": "failed", "error": format!("usage: {error}"), "exit_code": exit::USAGE}));
             }
             return ExitCode::from(exit::USAGE);
         }
@@ -185,7 +191,10 @@ fn main() -> ExitCode {
         _ => None,
     };
     let progress = std::io::stderr().is_terminal() && matches!(cli.log_format, LogFormat::Text);
-    let result = dispatch(cli.command, argv, &cancel, progress);
+    install_panic_hook();
+    // a bug anywhere still ends with the summary line and exit 1 (stage threads catch their own)
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatch(cli.command, argv, &cancel, progress)))
+        .unwrap_or_else(|panic| Err(SluiceError::Panic(panic_message(panic.as_ref()))));
 
     let (code, status) = match &result {
         Ok(Some(s)) => (exit::OK, s.status),
@@ -198,26 +207,63 @@ fn main() -> ExitCode {
             tracing::warn!("{e}");
         }
     }
-    match result {
-        Ok(Some(summary)) => {
-            if let Err(e) = print_json(&summary) {
-                tracing::error!("{e}");
-                return ExitCode::from(exit::OTHER);
-            }
-        }
-        Ok(None) => {}
+    // the outcome is the exit code; a summary line nobody reads (closed stdout) does not change it
+    let line = match result {
+        Ok(Some(summary)) => Some(serde_json::to_value(&summary).unwrap_or_else(|e| json!({"status": summary.status, "error": e.to_string()}))),
+        Ok(None) => None,
         Err(e) => {
             tracing::error!("{e}");
-            if writes_summary {
-                let mut line = json!({"status": e.status(), "error": e.to_string(), "exit_code": code});
-                if let (SluiceError::Cancelled, Some(signal)) = (&e, SIGNAL.get()) {
-                    line["signal"] = json!(signal);
-                }
-                println!("{line}");
+            let mut line = json!({"status": e.status(), "error": e.to_string(), "exit_code": code});
+            if let (SluiceError::Cancelled, Some(signal)) = (&e, SIGNAL.get()) {
+                line["signal"] = json!(signal);
+            }
+            writes_summary.then_some(line)
+        }
+    };
+    if let Some(line) = line {
+        if let Err(e) = write_line(&line) {
+            if e.kind() != std::io::ErrorKind::BrokenPipe {
+                tracing::error!("writing the summary line: {e}");
             }
         }
     }
     ExitCode::from(code)
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+/// Panics are logged through tracing (so JSON logs stay JSON) with where they happened.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let thread = std::thread::current().name().unwrap_or("unnamed").to_string();
+        let at = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+        tracing::error!(thread, at, "panicked: {}", panic_message(info.payload()));
+    }));
+}
+
+/// One line on stdout; the caller decides what a closed pipe means.
+fn write_line(line: &dyn std::fmt::Display) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")?;
+    out.flush()
+}
+
+/// Print lines for a reader; a reader that went away (`| head`) ends the output quietly.
+fn print_lines(lines: impl IntoIterator<Item = String>) -> Result<Option<RunSummary>, SluiceError> {
+    for line in lines {
+        match write_line(&line) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(None),
+            Err(e) => return Err(SluiceError::other("writing to stdout", e)),
+        }
+    }
+    Ok(None)
 }
 
 /// SIGTERM (what schedulers send to stop a task) and SIGINT cancel the run: blocked stages
@@ -232,8 +278,8 @@ fn install_signal_handlers(cancel: &Cancel) {
                 for signal in signals.forever() {
                     let name = if signal == SIGTERM { "SIGTERM" } else { "SIGINT" };
                     let _ = SIGNAL.set(name);
-                    tracing::warn!(signal = name, "stopping: cancelling every stage; nothing will be published");
                     cancel.cancel();
+                    tracing::warn!(signal = name, "stopping: cancelling every stage; nothing will be published");
                 }
             });
         }
@@ -261,9 +307,8 @@ fn open_dataset(arg: &str) -> Result<Dataset, SluiceError> {
     Ok(Dataset::open(storage))
 }
 
-fn print_json<T: serde::Serialize>(v: &T) -> Result<(), SluiceError> {
-    println!("{}", serde_json::to_string(v).map_err(|e| SluiceError::other("encoding output", e))?);
-    Ok(())
+fn json_line<T: serde::Serialize>(v: &T) -> Result<String, SluiceError> {
+    serde_json::to_string(v).map_err(|e| SluiceError::other("encoding output", e))
 }
 
 /// `--from`/`--to` as partitions: every date of the range, inclusive.
@@ -327,43 +372,38 @@ fn dispatch(command: Command, argv: Vec<String>, cancel: &Cancel, progress: bool
         }
         Command::Publish { pipeline, run_id, output, params, metrics_file: _ } => {
             let p = Pipeline::load_with(&pipeline, &params, true)?;
-            job::publish(&p, &run_id, output.as_deref(), &argv).map(Some)
+            shards::publish(&p, &run_id, output.as_deref(), &argv).map(Some)
         }
         Command::Validate { pipeline, params } => {
             let p = Pipeline::load_with(&pipeline, &params, true)?;
-            println!(
+            print_lines([format!(
                 "{}: ok ({} dimensions, {} transform steps, {} model features, output {})",
                 pipeline.display(),
                 p.dimensions.len(),
                 p.steps.len(),
                 p.model.features.len(),
                 p.output.uri
-            );
-            Ok(None)
+            )])
         }
         Command::Versions { dataset, partition, json } => {
             let ds = open_dataset(&dataset)?;
             let entries = history::history(&ds.log()?, partition.as_deref());
             if json {
-                return print_json(&entries).map(|_| None);
+                return print_lines([json_line(&entries)?]);
             }
-            println!("{:>6}  {:<20}  {:<9}  {:<24}  {:<38}  {:>8}", "commit", "time", "operation", "partition", "version", "rows");
-            for e in entries {
-                let op = match e.operation {
-                    sluice_orchestrate::store::Operation::Publish => "publish",
-                    sluice_orchestrate::store::Operation::Rollback => "rollback",
-                };
-                println!(
+            let header =
+                format!("{:>6}  {:<20}  {:<9}  {:<24}  {:<38}  {:>8}", "commit", "time", "operation", "partition", "version", "rows");
+            print_lines(std::iter::once(header).chain(entries.iter().map(|e| {
+                format!(
                     "{:>6}  {:<20}  {:<9}  {:<24}  {:<38}  {:>8}",
                     e.commit,
                     e.timestamp.format("%Y-%m-%dT%H:%M:%SZ"),
-                    op,
+                    e.operation.as_str(),
                     e.partition,
                     e.version.as_deref().unwrap_or("(removed)"),
                     e.rows.map(|r| r.to_string()).unwrap_or_default()
-                );
-            }
-            Ok(None)
+                )
+            })))
         }
         Command::Show { dataset, as_of, json } => {
             let ds = open_dataset(&dataset)?;
@@ -373,27 +413,28 @@ fn dispatch(command: Command, argv: Vec<String>, cancel: &Cancel, progress: bool
                 .iter()
                 .map(|(p, v)| {
                     json!({"partition": p, "version": v.version, "rows": v.rows, "published_in": v.published_in,
-                           "files": v.files.iter().map(|f| ds.storage().uri_of(f)).collect::<Vec<_>>()})
+                           "files": v.files.iter().map(|f| ds.uri_of(f)).collect::<Vec<_>>(), "manifest": ds.uri_of(&v.manifest)})
                 })
                 .collect();
             if json {
-                return print_json(&json!({"dataset": ds.uri(), "commit": snap.commit, "partitions": parts})).map(|_| None);
+                return print_lines([json_line(&json!({"dataset": ds.uri(), "commit": snap.commit, "partitions": parts}))?]);
             }
-            println!("{} @ commit {}", ds.uri(), snap.commit);
+            let mut lines = vec![format!("{} @ commit {}", ds.uri(), snap.commit)];
             for (p, v) in &snap.partitions {
-                println!("{p}  version {}  rows {}", v.version, v.rows);
-                for f in &v.files {
-                    println!("  {}", ds.storage().uri_of(f));
-                }
+                lines.push(format!("{p}  version {}  rows {}", v.version, v.rows));
+                lines.extend(v.files.iter().map(|f| format!("  {}", ds.uri_of(f))));
             }
-            Ok(None)
+            print_lines(lines)
         }
-        Command::Rollback { dataset, run, partition, to } => {
+        Command::Rollback { dataset, run, partition, to, to_commit } => {
             let ds = open_dataset(&dataset)?;
-            let target = match (run, partition, to) {
-                (Some(run_id), None, None) => RollbackTarget::Run { run_id },
-                (None, Some(partition), Some(to)) => RollbackTarget::Partition { partition, to },
-                _ => return Err(SluiceError::Usage("give --run RUN_ID, or --partition K=V --to VERSION".into())),
+            let target = match (run, partition, to, to_commit) {
+                (Some(run_id), None, None, None) => RollbackTarget::Run { run_id },
+                (None, Some(partition), Some(v), None) => RollbackTarget::Partition { partition, to: RollbackTo::Version(v) },
+                (None, Some(partition), None, Some(n)) => RollbackTarget::Partition { partition, to: RollbackTo::Commit(n) },
+                _ => {
+                    return Err(SluiceError::Usage("give --run RUN_ID, or --partition K=V with --to VERSION or --to-commit N".into()))
+                }
             };
             history::rollback(&ds, &target, &argv).map(Some)
         }

@@ -1,24 +1,35 @@
 //! The dataset store: immutable versioned Parquet files, published by put-if-absent commits.
+//! This module and [`attempt`] are the only code that knows the on-disk layout.
 //!
 //! Layout under the dataset root (local path or object store, always through
 //! `Arc<dyn ObjectStore>`):
 //!
 //! ```text
-//! _sluice/commits/00000000000000000001.json   commit records, zero-padded, created put-if-absent
-//! <key>=<value>/<run_id>/part-00000.parquet    a version's data files, written once, never replaced
-//! <key>=<value>/<run_id>/quarantine.parquet    its quarantined rows (file, line, column, value, reason)
-//! <key>=<value>/<run_id>/manifest.json         its lineage
+//! _sluice/commits/00000000000000000001.json          commit records, zero-padded, put-if-absent
+//! _sluice/runs/<run_id>/shard-00000-of-00004.<attempt>.json   a shard attempt's staging record
+//! <key>=<value>/<run_id>/<attempt>/part-00000.parquet   a version's data files
+//! <key>=<value>/<run_id>/<attempt>/quarantine.parquet   its quarantined rows
+//! <key>=<value>/<run_id>/<attempt>/manifest.json        its lineage
 //! ```
 //!
+//! A run id names one logical run; each process working for it is an *attempt* with a
+//! random nonce, and every object an attempt writes is created put-if-absent under a path
+//! that holds that nonce ([`Attempt`]). So two attempts never write the same object, and
+//! nothing is ever overwritten.
+//!
 //! The commit protocol, as a state machine:
-//! 1. *write*: a run writes its files under paths unique to its run id. Readers never look
-//!    there unless a commit points to it, so a crash here leaves only unreferenced debris.
+//! 1. *write*: an attempt writes its files under its own folders. Readers never look there
+//!    unless a commit points to it, so a crash here leaves only unreferenced debris.
 //! 2. *read state*: the current state is the fold of commits 1..=N, in order (each commit
 //!    sets or removes partitions' current versions). Readers find versions only this way,
 //!    never by listing data folders.
-//! 3. *commit*: create commit N+1 with put-if-absent. If it already exists another writer
-//!    won: re-read; if that writer touched one of our partitions it is a [`Conflict`]
-//!    (exit 4, retrying may help), otherwise retry as N+2, and so on.
+//! 3. *commit*: create commit N+1 with put-if-absent, built on the state the caller read
+//!    (`base`). If N+1 already exists another writer won: read it. If it is a publish by the
+//!    same run id, the run is already published ([`CommitOutcome::AlreadyPublished`]); if it
+//!    touched one of our partitions it is a [`Conflict`] (exit 4, retrying may help);
+//!    otherwise retry as N+2, and so on. A failed commit write whose outcome is unknown (an
+//!    I/O error or timeout on the write itself) is [`CommitUnknown`]: the attempt keeps its
+//!    files, since the commit may have landed.
 //!
 //! A multi-partition run is one commit, so readers see all of it or none. Rollback is a new
 //! commit that re-points partitions to earlier versions (their files must still exist):
@@ -26,6 +37,9 @@
 //! commit `n` (time travel).
 //!
 //! [`Conflict`]: crate::SluiceError::Conflict
+//! [`CommitUnknown`]: crate::SluiceError::CommitUnknown
+
+pub mod attempt;
 
 use std::collections::BTreeMap;
 
@@ -34,15 +48,20 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sluice_extract::{PutOutcome, Storage};
 
+pub use attempt::Attempt;
+
 use crate::SluiceError;
 
-pub const COMMITS_DIR: &str = "_sluice/commits";
-const MAX_COMMIT_ATTEMPTS: usize = 20;
+const COMMITS_DIR: &str = "_sluice/commits";
+const RUNS_DIR: &str = "_sluice/runs";
+/// A writer that keeps losing the race to writers on other partitions gives up after this
+/// many commits (each lost race means the log grew by one).
+const MAX_COMMIT_ATTEMPTS: usize = 10_000;
 
 /// One version of one partition: the files a reader opens.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PartitionVersion {
-    /// The id of the run that wrote the files (also their folder name).
+    /// The id of the run that wrote the files.
     pub version: String,
     /// Dataset-relative paths of the Parquet data files.
     pub files: Vec<String>,
@@ -55,11 +74,20 @@ pub struct PartitionVersion {
     pub published_in: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Operation {
     Publish,
     Rollback,
+}
+
+impl Operation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Publish => "publish",
+            Operation::Rollback => "rollback",
+        }
+    }
 }
 
 /// A commit record: which partitions now point where (`None` removes a partition).
@@ -70,6 +98,9 @@ pub struct Commit {
     pub operation: Operation,
     /// The run that published, or the id of the rollback action.
     pub run_id: String,
+    /// The attempt of the run that wrote this commit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<String>,
     pub partitions: BTreeMap<String, Option<PartitionVersion>>,
     /// For rollbacks: what each partition pointed to before.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -77,6 +108,28 @@ pub struct Commit {
     pub sluice_version: String,
     #[serde(default)]
     pub command: Vec<String>,
+}
+
+/// What to commit, and on which state it was decided.
+#[derive(Debug, Clone)]
+pub struct CommitRequest<'a> {
+    /// The last commit the caller read before deciding.
+    pub base: u64,
+    pub operation: Operation,
+    pub run_id: &'a str,
+    pub attempt: Option<&'a str>,
+    pub partitions: BTreeMap<String, Option<PartitionVersion>>,
+    pub previous: BTreeMap<String, Option<String>>,
+    pub command: &'a [String],
+}
+
+/// How a commit ended, when it did not fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitOutcome {
+    /// This call created commit N.
+    Committed(u64),
+    /// Another attempt of the same run id published first, as commit N.
+    AlreadyPublished(u64),
 }
 
 /// The state of a dataset as of a commit.
@@ -96,6 +149,10 @@ fn commit_path(n: u64) -> String {
     format!("{COMMITS_DIR}/{n:020}.json")
 }
 
+fn run_dir(partition: &str, run_id: &str) -> String {
+    format!("{partition}/{run_id}")
+}
+
 impl Dataset {
     pub fn open(storage: Storage) -> Self {
         Dataset { storage }
@@ -109,8 +166,23 @@ impl Dataset {
         self.storage.uri()
     }
 
+    /// The URI a plain reader opens for a dataset-relative path.
+    pub fn uri_of(&self, rel: &str) -> String {
+        self.storage.uri_of(rel)
+    }
+
+    /// Where the attempts of `run_id` put their files for `partition` (for plans).
+    pub fn run_dir_uri(&self, partition: &str, run_id: &str) -> String {
+        format!("{}/", self.storage.uri_of(&run_dir(partition, run_id)))
+    }
+
     fn err(&self, what: &str, e: impl std::fmt::Display) -> SluiceError {
         SluiceError::Store(format!("{}: {what}: {e}", self.uri()))
+    }
+
+    /// Start an attempt of `run_id`: a fresh nonce, nothing written yet.
+    pub fn begin(&self, run_id: &str) -> Attempt {
+        Attempt::new(self.storage.clone(), run_id)
     }
 
     /// Every commit, in order. The log must be contiguous from 1.
@@ -133,7 +205,8 @@ impl Dataset {
         Ok(out)
     }
 
-    fn read_commit(&self, n: u64) -> Result<Commit, SluiceError> {
+    /// Commit `n`.
+    pub fn read_commit(&self, n: u64) -> Result<Commit, SluiceError> {
         let bytes = self.storage.get(&commit_path(n))?;
         serde_json::from_slice(&bytes).map_err(|e| self.err(&commit_path(n), e))
     }
@@ -156,55 +229,53 @@ impl Dataset {
         Ok(fold(&log, Some(n)))
     }
 
-    /// Publish `partitions` as one commit, retrying on a lost race that did not touch them.
-    /// `base` is the commit the caller's decisions were made on.
-    pub fn commit(
-        &self,
-        base: u64,
-        operation: Operation,
-        run_id: &str,
-        mut partitions: BTreeMap<String, Option<PartitionVersion>>,
-        previous: BTreeMap<String, Option<String>>,
-        command: &[String],
-    ) -> Result<u64, SluiceError> {
-        let mut next = base + 1;
+    /// Create the next commit on top of `req.base`, retrying past commits that touched
+    /// other partitions. Prefer [`Attempt::commit`] for a run's files: it also knows when the
+    /// attempt may still remove them.
+    pub fn commit(&self, mut req: CommitRequest<'_>) -> Result<CommitOutcome, SluiceError> {
+        let mut next = req.base + 1;
         for _ in 0..MAX_COMMIT_ATTEMPTS {
-            for v in partitions.values_mut().flatten() {
-                if operation == Operation::Publish {
-                    v.published_in = next;
-                }
+            if req.operation == Operation::Publish {
+                req.partitions.values_mut().flatten().for_each(|v| v.published_in = next);
             }
             let record = Commit {
                 commit: next,
                 timestamp: Utc::now(),
-                operation: operation.clone(),
-                run_id: run_id.to_string(),
-                partitions: partitions.clone(),
-                previous: previous.clone(),
+                operation: req.operation,
+                run_id: req.run_id.to_string(),
+                attempt: req.attempt.map(str::to_string),
+                partitions: req.partitions.clone(),
+                previous: req.previous.clone(),
                 sluice_version: env!("CARGO_PKG_VERSION").to_string(),
-                command: command.to_vec(),
+                command: req.command.to_vec(),
             };
             let body = serde_json::to_vec_pretty(&record).map_err(|e| self.err("encoding commit", e))?;
-            match self.storage.put_if_absent(&commit_path(next), Bytes::from(body))? {
-                PutOutcome::Created => {
-                    tracing::info!(dataset = self.uri(), commit = next, run_id, "committed");
-                    return Ok(next);
+            match self.storage.put_if_absent(&commit_path(next), Bytes::from(body)) {
+                Ok(PutOutcome::Created) => {
+                    tracing::info!(dataset = self.uri(), commit = next, run_id = req.run_id, "committed");
+                    return Ok(CommitOutcome::Committed(next));
                 }
-                PutOutcome::AlreadyExists => {
-                    let theirs = self.read_commit(next)?;
-                    if let Some(p) = theirs.partitions.keys().find(|p| partitions.contains_key(*p)) {
-                        return Err(SluiceError::Conflict {
-                            dataset: self.uri().to_string(),
-                            reason: format!(
-                                "commit {next} (run {}) changed partition {p} while this run was working; re-run to build on it",
-                                theirs.run_id
-                            ),
-                        });
-                    }
-                    tracing::info!(commit = next, "lost the race for a commit on other partitions; retrying");
-                    next += 1;
+                Ok(PutOutcome::AlreadyExists) => {}
+                Err(e) => {
+                    return Err(SluiceError::CommitUnknown { dataset: self.uri().to_string(), commit: next, reason: e.to_string() })
                 }
             }
+            let theirs = self.read_commit(next)?;
+            if req.operation == Operation::Publish && theirs.operation == Operation::Publish && theirs.run_id == req.run_id {
+                tracing::info!(commit = next, run_id = req.run_id, "another attempt of this run published first");
+                return Ok(CommitOutcome::AlreadyPublished(next));
+            }
+            if let Some(p) = theirs.partitions.keys().find(|p| req.partitions.contains_key(*p)) {
+                return Err(SluiceError::Conflict {
+                    dataset: self.uri().to_string(),
+                    reason: format!(
+                        "commit {next} (run {}) changed partition {p} after commit {}, which this run built on; re-run to build on it",
+                        theirs.run_id, req.base
+                    ),
+                });
+            }
+            tracing::info!(commit = next, "lost the race for a commit on other partitions; retrying");
+            next += 1;
         }
         Err(SluiceError::Conflict {
             dataset: self.uri().to_string(),
@@ -235,6 +306,32 @@ impl Dataset {
         }
         seen
     }
+
+    /// The staging records of every attempt of every shard of `run_id`: (path, bytes).
+    pub fn shard_records(&self, run_id: &str) -> Result<Vec<(String, Bytes)>, SluiceError> {
+        let mut out = Vec::new();
+        for (rel, _) in self.storage.list(&format!("{RUNS_DIR}/{run_id}/"))? {
+            if rel.ends_with(".json") {
+                let bytes = self.storage.get(&rel)?;
+                out.push((self.storage.uri_of(&rel), bytes));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The publish commit of `run_id`, if the log has one: a run id names one logical run, and
+/// once it is published every later attempt of it has nothing to do.
+pub fn published_by<'a>(log: &'a [Commit], run_id: &str) -> Option<&'a Commit> {
+    log.iter().find(|c| c.operation == Operation::Publish && c.run_id == run_id)
+}
+
+/// Whether a commit after `base`, by another run, touched one of `partitions`: then a
+/// decision made on `base` about them is stale.
+pub fn touched_since<'a>(log: &'a [Commit], base: u64, run_id: &str, partitions: &[&str]) -> Option<&'a Commit> {
+    log.iter()
+        .filter(|c| c.commit > base && c.run_id != run_id)
+        .find(|c| c.partitions.keys().any(|p| partitions.contains(&p.as_str())))
 }
 
 /// The state after commit `as_of` (all of `log` when `None`).
@@ -310,24 +407,38 @@ mod tests {
         }
     }
 
-    fn one(p: &str, v: &str) -> BTreeMap<String, Option<PartitionVersion>> {
-        BTreeMap::from([(p.to_string(), Some(version(v)))])
+    fn publish<'a>(base: u64, run: &'a str, p: &str) -> CommitRequest<'a> {
+        CommitRequest {
+            base,
+            operation: Operation::Publish,
+            run_id: run,
+            attempt: None,
+            partitions: BTreeMap::from([(p.to_string(), Some(version(run)))]),
+            previous: BTreeMap::new(),
+            command: &[],
+        }
     }
 
     #[test]
     fn racing_writers_on_one_partition_one_wins_the_other_conflicts() {
         let (ds, dir) = temp_dataset("race");
-        assert_eq!(ds.commit(0, Operation::Publish, "a", one("d=1", "a"), Default::default(), &[]).unwrap(), 1);
+        assert_eq!(ds.commit(publish(0, "a", "d=1")).unwrap(), CommitOutcome::Committed(1));
         // a second writer decided on base 0 too and touches the same partition
-        let e = ds.commit(0, Operation::Publish, "b", one("d=1", "b"), Default::default(), &[]).unwrap_err();
+        let e = ds.commit(publish(0, "b", "d=1")).unwrap_err();
         assert!(matches!(e, SluiceError::Conflict { .. }), "{e}");
         // a writer on another partition retries on top
-        assert_eq!(ds.commit(0, Operation::Publish, "c", one("d=2", "c"), Default::default(), &[]).unwrap(), 2);
+        assert_eq!(ds.commit(publish(0, "c", "d=2")).unwrap(), CommitOutcome::Committed(2));
+        // another attempt of run "a", decided on base 0: the run is already published
+        assert_eq!(ds.commit(publish(0, "a", "d=1")).unwrap(), CommitOutcome::AlreadyPublished(1));
         let snap = ds.snapshot(None).unwrap();
         assert_eq!(snap.commit, 2);
         assert_eq!(snap.partitions["d=1"].version, "a");
         assert_eq!(snap.partitions["d=1"].published_in, 1);
         assert_eq!(ds.snapshot(Some(1)).unwrap().partitions.len(), 1);
+        let log = ds.log().unwrap();
+        assert_eq!(published_by(&log, "c").map(|c| c.commit), Some(2));
+        assert_eq!(touched_since(&log, 0, "a", &["d=2"]).map(|c| c.commit), Some(2));
+        assert!(touched_since(&log, 0, "a", &["d=1"]).is_none(), "its own commit is not a change by another run");
         std::fs::remove_dir_all(dir).unwrap();
     }
 
@@ -338,7 +449,7 @@ mod tests {
         let handles: Vec<_> = (0..8)
             .map(|i| {
                 let ds = ds.clone();
-                std::thread::spawn(move || ds.commit(0, Operation::Publish, &format!("r{i}"), one("d=1", &format!("r{i}")), Default::default(), &[]))
+                std::thread::spawn(move || ds.commit(publish(0, &format!("r{i}"), "d=1")))
             })
             .collect();
         let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();

@@ -1,0 +1,179 @@
+//! Planning a run: which partitions, which input objects (at which version), which model and
+//! dimension objects, each partition's fingerprint, and the state of the dataset that every
+//! decision of the run is made on. Nothing is read beyond listings and heads, nothing is
+//! written.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use sluice_extract::source::SourceObject;
+use sluice_extract::{ObjectRef, SourceSpec, Storage};
+use sluice_transform::DimensionSpec;
+
+use crate::job::RunOptions;
+use crate::store::{self, Commit, Dataset, Snapshot};
+use crate::summary::{PlannedObject, PlannedPartition, RunSummary};
+use crate::{Pipeline, SluiceError};
+
+pub(crate) struct Plan {
+    pub run_id: String,
+    pub dataset: Dataset,
+    /// Partitions with input, in the order asked, each with its objects sorted by URI.
+    pub partitions: Vec<(String, Vec<SourceObject>)>,
+    /// Partitions asked for that have no input.
+    pub skipped: Vec<String>,
+    pub model_dir: PathBuf,
+    pub model_id: String,
+    /// The dimension tables' objects, as seen now; they are read at these versions.
+    pub dims: Vec<ObjectRef>,
+    pub fingerprints: BTreeMap<String, String>,
+    /// The commit log as read when planning, and its state.
+    pub log: Vec<Commit>,
+    pub snapshot: Snapshot,
+}
+
+impl Plan {
+    /// The commit the run's decisions are made on.
+    pub fn base(&self) -> u64 {
+        self.snapshot.commit
+    }
+
+    /// The current version of `part` was made from the same inputs, pipeline and model.
+    pub fn is_current(&self, part: &str) -> bool {
+        self.snapshot.partitions.get(part).is_some_and(|v| Some(&v.fingerprint) == self.fingerprints.get(part))
+    }
+
+    pub fn all_current(&self) -> bool {
+        self.partitions.iter().all(|(part, _)| self.is_current(part))
+    }
+
+    pub fn partition_names(&self) -> Vec<&str> {
+        self.partitions.iter().map(|(p, _)| p.as_str()).collect()
+    }
+
+    /// The `--dry-run` summary: partitions, objects, whether each is up to date, where its
+    /// files would go.
+    pub fn dry_run(&self, started: Instant) -> RunSummary {
+        let plan = self
+            .partitions
+            .iter()
+            .map(|(part, objs)| PlannedPartition {
+                partition: part.clone(),
+                up_to_date: self.is_current(part),
+                objects: objs.iter().map(|o| PlannedObject { uri: o.meta.uri.clone(), size: o.meta.size }).collect(),
+                bytes: objs.iter().map(|o| o.meta.size).sum(),
+                output: self.dataset.run_dir_uri(part, &self.run_id),
+            })
+            .collect();
+        let mut summary = RunSummary::new("dry_run", &self.run_id, &self.dataset, started).with_commit(self.base());
+        summary.plan = Some(plan);
+        summary.skipped = self.skipped.clone();
+        summary
+    }
+}
+
+/// The partitions a run asks for: the CLI's, or `<key>=all` for a source without a
+/// partition placeholder.
+fn requested_partitions(p: &Pipeline, opts: &RunOptions) -> Result<Vec<String>, SluiceError> {
+    let key = &p.partition.key;
+    let templated = sluice_extract::source::template_vars(opts.input.as_deref().unwrap_or(&p.source.uri)).contains(key);
+    match (opts.partitions.is_empty(), templated) {
+        (false, _) => Ok(opts.partitions.clone()),
+        (true, false) => Ok(vec![format!("{key}=all")]),
+        (true, true) => Err(SluiceError::Usage(format!("give a partition: --date D, --from D --to D or --partition {key}=VALUE"))),
+    }
+}
+
+/// List each partition's input objects; partitions without input are skipped, unless
+/// only one was asked for (then it is exit 99).
+fn list_inputs(p: &Pipeline, opts: &RunOptions) -> Result<(Vec<(String, Vec<SourceObject>)>, Vec<String>), SluiceError> {
+    let partitions = requested_partitions(p, opts)?;
+    let source = match &opts.input {
+        Some(uri) => SourceSpec::new(uri.clone(), None),
+        None => SourceSpec::new(p.source.uri.clone(), Some(p.base_dir())),
+    };
+    let mut planned: Vec<(String, Vec<SourceObject>)> = Vec::new();
+    let mut skipped = Vec::new();
+    for part in &partitions {
+        store::validate_partition(part)?;
+        let (k, v) = part.split_once('=').unwrap_or_default();
+        if k != p.partition.key {
+            return Err(SluiceError::Usage(format!("partition '{part}': this pipeline is partitioned by '{}'", p.partition.key)));
+        }
+        if planned.iter().any(|(q, _)| q == part) || skipped.contains(part) {
+            continue;
+        }
+        let vars = [(k.to_string(), v.to_string())];
+        let mut objects = source.list(&vars)?;
+        if objects.is_empty() {
+            let uri = source.uri_for(&vars)?;
+            if partitions.len() == 1 {
+                return Err(SluiceError::NoInput { partition: part.clone(), uri });
+            }
+            tracing::warn!(partition = %part, uri, "no input; skipped");
+            skipped.push(part.clone());
+            continue;
+        }
+        objects.sort_by(|a, b| a.meta.uri.cmp(&b.meta.uri));
+        tracing::info!(partition = %part, objects = objects.len(), bytes = objects.iter().map(|o| o.meta.size).sum::<u64>(), "planned");
+        planned.push((part.clone(), objects));
+    }
+    if planned.is_empty() {
+        return Err(SluiceError::NoInput {
+            partition: format!("any of the {} partitions asked for", partitions.len()),
+            uri: source.template.clone(),
+        });
+    }
+    Ok((planned, skipped))
+}
+
+/// Open the run's dataset: `--output`, or the pipeline's.
+pub(crate) fn open_dataset(p: &Pipeline, output: Option<&str>) -> Result<Dataset, SluiceError> {
+    Ok(Dataset::open(match output {
+        Some(uri) => Storage::open(uri, None)?,
+        None => Storage::open(&p.output.uri, Some(p.base_dir()))?,
+    }))
+}
+
+/// Plan a run on `log`, the dataset's commit log as just read.
+pub(crate) fn plan(p: &Pipeline, opts: &RunOptions, run_id: &str, dataset: Dataset, log: Vec<Commit>) -> Result<Plan, SluiceError> {
+    let (partitions, skipped) = list_inputs(p, opts)?;
+    let model_dir = opts.model.clone().unwrap_or_else(|| p.model_dir.clone());
+    let model_id = sluice_infer::model_id(&model_dir)?;
+    let dims = dimension_refs(p)?;
+    let fingerprints = partitions
+        .iter()
+        .map(|(part, objs)| {
+            let refs: Vec<&ObjectRef> = objs.iter().map(|o| &o.meta).collect();
+            (part.clone(), fingerprint(&p.sha256, &model_id, part, &refs, &dims))
+        })
+        .collect();
+    let snapshot = store::fold(&log, None);
+    Ok(Plan { run_id: run_id.to_string(), dataset, partitions, skipped, model_dir, model_id, dims, fingerprints, log, snapshot })
+}
+
+/// The fingerprint of one partition's run: what went in (its objects and the dimension
+/// tables, by URI, size and ETag) and how it was processed (pipeline file, model).
+fn fingerprint(pipeline_sha: &str, model_id: &str, partition: &str, objects: &[&ObjectRef], dims: &[ObjectRef]) -> String {
+    let refs = |o: &ObjectRef| json!([o.uri, o.size, o.e_tag]);
+    let inputs: Vec<_> = objects.iter().map(|o| refs(o)).collect();
+    let dims: Vec<_> = dims.iter().map(refs).collect();
+    let doc = json!({"v": 1, "pipeline": pipeline_sha, "model": model_id, "partition": partition, "inputs": inputs, "dimensions": dims});
+    hex::encode(Sha256::digest(doc.to_string().as_bytes()))
+}
+
+/// The dimension tables' objects, for the fingerprint and the lineage.
+fn dimension_refs(p: &Pipeline) -> Result<Vec<ObjectRef>, SluiceError> {
+    let mut out = Vec::new();
+    for d in &p.dimensions {
+        if let DimensionSpec::Csv { file, .. } = d {
+            let storage = Storage::open(file, None)?;
+            let meta = storage.head("")?;
+            out.push(ObjectRef { uri: storage.uri().to_string(), size: meta.size, e_tag: meta.e_tag, last_modified: meta.last_modified });
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,229 @@
+//! [`Attempt`]: one process working for a run id, and everything it writes to a dataset.
+//!
+//! Schedulers retry with the same run id, sometimes while the first attempt is still alive,
+//! so a run id alone cannot name files. Each attempt draws a random nonce and creates every
+//! object put-if-absent under a path that holds it:
+//!
+//! ```text
+//! <partition>/<run_id>/<nonce>/part-00000.parquet, quarantine.parquet, manifest.json
+//! _sluice/runs/<run_id>/shard-00000-of-00004.<nonce>.json
+//! ```
+//!
+//! The attempt remembers what it created and [`Attempt::discard`] removes exactly that,
+//! never anything found by listing. Once a write that publishes (a commit, a shard's staging
+//! record) has been tried and its outcome is not a definite "not written", the files may be
+//! referenced, and `discard` keeps them. Debris of attempts that died (SIGKILL, OOM) is
+//! never referenced by a commit and is left for garbage collection; a retry ignores it.
+
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use sluice_extract::{PutOutcome, Storage};
+
+use super::{run_dir, CommitOutcome, CommitRequest, Dataset, RUNS_DIR};
+use crate::SluiceError;
+
+/// Whether the attempt may still remove what it wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seal {
+    /// Nothing it wrote can be referenced: discard removes it.
+    Open,
+    /// A publishing write succeeded or may have: its files stay.
+    Sealed,
+}
+
+pub struct Attempt {
+    storage: Storage,
+    run_id: String,
+    nonce: String,
+    created: Mutex<Vec<String>>,
+    seal: Mutex<Seal>,
+}
+
+impl Attempt {
+    pub(super) fn new(storage: Storage, run_id: &str) -> Self {
+        Attempt {
+            storage,
+            run_id: run_id.to_string(),
+            nonce: format!("{:016x}", rand::random::<u64>()),
+            created: Mutex::new(Vec::new()),
+            seal: Mutex::new(Seal::Open),
+        }
+    }
+
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    /// The random id of this attempt.
+    pub fn nonce(&self) -> &str {
+        &self.nonce
+    }
+
+    fn dir(&self, partition: &str) -> String {
+        format!("{}/{}", run_dir(partition, &self.run_id), self.nonce)
+    }
+
+    /// Create `rel`; it must not exist (the nonce makes every path of the attempt new).
+    fn create(&self, rel: String, bytes: Bytes) -> Result<String, SluiceError> {
+        match self.storage.put_if_absent(&rel, bytes) {
+            Ok(PutOutcome::Created) => {
+                tracing::debug!(file = %rel, "created");
+                if let Ok(mut c) = self.created.lock() {
+                    c.push(rel.clone());
+                }
+                Ok(rel)
+            }
+            Ok(PutOutcome::AlreadyExists) => Err(SluiceError::Store(format!(
+                "{}: already exists; an attempt's files are new by construction, so another process wrote under its nonce",
+                self.storage.uri_of(&rel)
+            ))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Data file `index` of `partition` (`part-00000.parquet`, ...).
+    pub fn put_data(&self, partition: &str, index: usize, bytes: Bytes) -> Result<String, SluiceError> {
+        self.create(format!("{}/part-{index:05}.parquet", self.dir(partition)), bytes)
+    }
+
+    /// The quarantined rows of `partition`.
+    pub fn put_quarantine(&self, partition: &str, bytes: Bytes) -> Result<String, SluiceError> {
+        self.create(format!("{}/quarantine.parquet", self.dir(partition)), bytes)
+    }
+
+    /// The lineage of `partition`'s version.
+    pub fn put_manifest(&self, partition: &str, bytes: Bytes) -> Result<String, SluiceError> {
+        self.create(format!("{}/manifest.json", self.dir(partition)), bytes)
+    }
+
+    /// Stage a shard's share of the run: once this record exists the shard is done, so the
+    /// attempt keeps its files from here on, even if the write failed in an unknown way.
+    pub fn put_shard_record(&self, index: usize, count: usize, bytes: Bytes) -> Result<String, SluiceError> {
+        self.seal();
+        let rel = format!("{RUNS_DIR}/{}/shard-{index:05}-of-{count:05}.{}.json", self.run_id, self.nonce);
+        self.create(rel, bytes)
+    }
+
+    /// Publish: see [`Dataset::commit`]. Unless the commit definitely did not land (a
+    /// conflict, or another attempt of the run published first) the files stay.
+    pub fn commit(&self, dataset: &Dataset, req: CommitRequest<'_>) -> Result<CommitOutcome, SluiceError> {
+        self.seal();
+        let req = CommitRequest { attempt: Some(&self.nonce), run_id: &self.run_id, ..req };
+        let outcome = dataset.commit(req);
+        let not_ours = match &outcome {
+            Ok(CommitOutcome::AlreadyPublished(_)) => true,
+            Ok(CommitOutcome::Committed(_)) | Err(SluiceError::CommitUnknown { .. }) => false,
+            Err(_) => true, // a conflict, or a failure reading others' commits: ours was not written
+        };
+        if not_ours {
+            self.unseal();
+        }
+        outcome
+    }
+
+    fn seal(&self) {
+        if let Ok(mut s) = self.seal.lock() {
+            *s = Seal::Sealed;
+        }
+    }
+
+    fn unseal(&self) {
+        if let Ok(mut s) = self.seal.lock() {
+            *s = Seal::Open;
+        }
+    }
+
+    /// Remove what this attempt created, unless it is sealed. Best effort: what is left is
+    /// unreferenced debris that readers never see.
+    pub fn discard(&self) {
+        if self.seal.lock().map_or(true, |s| *s == Seal::Sealed) {
+            tracing::info!(attempt = %self.nonce, "keeping this attempt's files: a publishing write may have landed");
+            return;
+        }
+        let created = self.created.lock().map(|mut c| std::mem::take(&mut *c)).unwrap_or_default();
+        for rel in created.iter().rev() {
+            if let Err(e) = self.storage.delete(rel) {
+                tracing::warn!(file = %rel, error = %e, "could not remove an unpublished file");
+            }
+        }
+        if !created.is_empty() {
+            tracing::info!(attempt = %self.nonce, files = created.len(), "removed this attempt's unpublished files");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::store::{Operation, PartitionVersion};
+
+    fn dataset(tag: &str) -> (Dataset, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("sluice-attempt-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        (Dataset::open(Storage::open(dir.to_str().unwrap(), None).unwrap()), dir)
+    }
+
+    fn publish<'a>(a: &'a Attempt, base: u64, files: Vec<String>) -> CommitRequest<'a> {
+        let v = PartitionVersion {
+            version: a.run_id().into(),
+            files,
+            rows: 1,
+            fingerprint: "fp".into(),
+            manifest: String::new(),
+            published_in: 0,
+        };
+        CommitRequest {
+            base,
+            operation: Operation::Publish,
+            run_id: a.run_id(),
+            attempt: None,
+            partitions: BTreeMap::from([("d=1".to_string(), Some(v))]),
+            previous: BTreeMap::new(),
+            command: &[],
+        }
+    }
+
+    #[test]
+    fn two_attempts_of_one_run_never_share_a_file_and_each_discards_only_its_own() {
+        let (ds, dir) = dataset("own");
+        let (a, b) = (ds.begin("run-1"), ds.begin("run-1"));
+        let fa = a.put_data("d=1", 0, Bytes::from_static(b"a")).unwrap();
+        let fb = b.put_data("d=1", 0, Bytes::from_static(b"b")).unwrap();
+        assert_ne!(fa, fb);
+        assert!(fa.starts_with("d=1/run-1/") && fa.contains(a.nonce()), "{fa}");
+        a.discard();
+        assert!(!ds.storage().exists(&fa).unwrap());
+        assert_eq!(&ds.storage().get(&fb).unwrap()[..], b"b", "the other attempt's file is untouched");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn after_a_commit_the_files_stay_and_after_losing_it_they_go() {
+        let (ds, dir) = dataset("seal");
+        let winner = ds.begin("run-1");
+        let f1 = winner.put_data("d=1", 0, Bytes::from_static(b"w")).unwrap();
+        assert_eq!(winner.commit(&ds, publish(&winner, 0, vec![f1.clone()])).unwrap(), CommitOutcome::Committed(1));
+        winner.discard();
+        assert!(ds.storage().exists(&f1).unwrap(), "committed files are never discarded");
+
+        // another attempt of the same run, decided on the empty dataset: already published
+        let late = ds.begin("run-1");
+        let f2 = late.put_data("d=1", 0, Bytes::from_static(b"l")).unwrap();
+        assert_eq!(late.commit(&ds, publish(&late, 0, vec![f2.clone()])).unwrap(), CommitOutcome::AlreadyPublished(1));
+        late.discard();
+        assert!(!ds.storage().exists(&f2).unwrap());
+
+        // another run on the same partition, decided on the empty dataset: a conflict
+        let other = ds.begin("run-2");
+        let f3 = other.put_data("d=1", 0, Bytes::from_static(b"o")).unwrap();
+        assert!(matches!(other.commit(&ds, publish(&other, 0, vec![f3.clone()])), Err(SluiceError::Conflict { .. })));
+        other.discard();
+        assert!(!ds.storage().exists(&f3).unwrap());
+        assert!(ds.storage().exists(&f1).unwrap());
+        assert_eq!(ds.log().unwrap()[0].attempt.as_deref(), Some(winner.nonce()));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,128 @@
+//! The one-line JSON summary that `run`, `publish` and `rollback` print last on stdout.
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::store::{Dataset, PartitionVersion};
+
+/// One partition in the summary line.
+#[derive(Debug, Clone, Serialize)]
+pub struct PartitionSummary {
+    pub partition: String,
+    pub version: String,
+    pub rows_in: u64,
+    pub rows_out: u64,
+    pub rows_filtered: u64,
+    pub rows_quarantined: u64,
+    /// Paths a plain Parquet reader opens.
+    pub files: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub quarantine_files: Vec<String>,
+    /// The version's manifest (its lineage), once it is published.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<String>,
+}
+
+impl PartitionSummary {
+    /// A published version as it stands (counts other than rows out are not in the commit).
+    pub fn of_version(ds: &Dataset, partition: &str, v: &PartitionVersion) -> Self {
+        PartitionSummary {
+            partition: partition.to_string(),
+            version: v.version.clone(),
+            rows_in: 0,
+            rows_out: v.rows,
+            rows_filtered: 0,
+            rows_quarantined: 0,
+            files: v.files.iter().map(|f| ds.uri_of(f)).collect(),
+            quarantine_files: Vec::new(),
+            manifest: Some(ds.uri_of(&v.manifest)),
+        }
+    }
+}
+
+/// One partition of a `--dry-run` plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedPartition {
+    pub partition: String,
+    /// The current version has the same fingerprint: a run would publish nothing for it.
+    pub up_to_date: bool,
+    pub objects: Vec<PlannedObject>,
+    pub bytes: u64,
+    /// Where this run's files would go.
+    pub output: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedObject {
+    pub uri: String,
+    pub size: u64,
+}
+
+/// The one-line JSON summary printed last on stdout.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    /// `published`, `up_to_date`, `staged` (a shard's share is done, not yet published) or
+    /// `dry_run`.
+    pub status: &'static str,
+    pub run_id: String,
+    pub dataset: String,
+    pub commit: Option<u64>,
+    pub partitions: Vec<PartitionSummary>,
+    /// Partitions asked for that have no input (a backfill range with gaps).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Vec<PlannedPartition>>,
+    pub duration_s: f64,
+    /// Rows in, out, filtered and quarantined over all partitions.
+    pub rows: RowCounts,
+    /// The stage that bounded the run (the full per-stage report is in each manifest).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bottleneck: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct RowCounts {
+    #[serde(rename = "in")]
+    pub rows_in: u64,
+    pub out: u64,
+    pub filtered: u64,
+    pub quarantined: u64,
+}
+
+impl RunSummary {
+    pub fn new(status: &'static str, run_id: &str, dataset: &Dataset, started: Instant) -> Self {
+        RunSummary {
+            status,
+            run_id: run_id.to_string(),
+            dataset: dataset.uri().to_string(),
+            commit: None,
+            partitions: Vec::new(),
+            skipped: Vec::new(),
+            shard: None,
+            plan: None,
+            duration_s: started.elapsed().as_secs_f64(),
+            rows: RowCounts::default(),
+            bottleneck: None,
+        }
+    }
+
+    pub fn with_partitions(mut self, partitions: Vec<PartitionSummary>) -> Self {
+        for p in &partitions {
+            self.rows.rows_in += p.rows_in;
+            self.rows.out += p.rows_out;
+            self.rows.filtered += p.rows_filtered;
+            self.rows.quarantined += p.rows_quarantined;
+        }
+        self.partitions = partitions;
+        self
+    }
+
+    pub fn with_commit(mut self, commit: u64) -> Self {
+        self.commit = Some(commit);
+        self
+    }
+}
