@@ -251,7 +251,7 @@ fn unreferenced_files(dataset: &Path) -> Vec<PathBuf> {
         .into_iter()
         .filter(|f| !f.starts_with(dataset.join("_sluice")) && !referenced.contains(f))
         // quarantine files are listed in manifests, not in commits
-        .filter(|f| !f.file_name().is_some_and(|n| n == "quarantine.parquet"))
+        .filter(|f| f.file_name().is_none_or(|n| n != "quarantine.parquet"))
         .collect()
 }
 

@@ -70,14 +70,13 @@ impl SluiceError {
             SluiceError::Pipeline { .. } | SluiceError::Usage(_) => exit::USAGE,
             SluiceError::NoInput { .. } => exit::NOTHING_TO_DO,
             SluiceError::BadInput(_) | SluiceError::TooManyBadRows { .. } => exit::BAD_INPUT,
-            SluiceError::Transform(e) => match e {
+            SluiceError::Transform(
                 TransformError::MissingColumn { .. }
                 | TransformError::EmptyFile { .. }
                 | TransformError::BadRow { .. }
                 | TransformError::BadValue { .. }
-                | TransformError::Parse { .. } => exit::BAD_INPUT,
-                _ => exit::OTHER,
-            },
+                | TransformError::Parse { .. },
+            ) => exit::BAD_INPUT,
             SluiceError::Conflict { .. } | SluiceError::Changed { .. } => exit::CONFLICT,
             SluiceError::Extract(ExtractError::Changed { .. }) => exit::CONFLICT,
             SluiceError::Infer(InferError::MissingFile { .. } | InferError::BadConfig { .. } | InferError::BadModel { .. }) => {

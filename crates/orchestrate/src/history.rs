@@ -35,7 +35,7 @@ pub fn history(log: &[Commit], partition: Option<&str>) -> Vec<HistoryEntry> {
             out.push(HistoryEntry {
                 commit: c.commit,
                 timestamp: c.timestamp,
-                operation: c.operation.clone(),
+                operation: c.operation,
                 run_id: c.run_id.clone(),
                 partition: p.clone(),
                 version: v.as_ref().map(|v| v.version.clone()),

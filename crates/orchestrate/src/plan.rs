@@ -87,15 +87,18 @@ fn requested_partitions(p: &Pipeline, opts: &RunOptions) -> Result<Vec<String>, 
     }
 }
 
-/// List each partition's input objects; partitions without input are skipped, unless
-/// only one was asked for (then it is exit 99).
-fn list_inputs(p: &Pipeline, opts: &RunOptions) -> Result<(Vec<(String, Vec<SourceObject>)>, Vec<String>), SluiceError> {
+/// Partitions, each with its input objects.
+type Inputs = Vec<(String, Vec<SourceObject>)>;
+
+/// List each partition's input objects; partitions without input are skipped (the second
+/// list), unless only one was asked for (then it is exit 99).
+fn list_inputs(p: &Pipeline, opts: &RunOptions) -> Result<(Inputs, Vec<String>), SluiceError> {
     let partitions = requested_partitions(p, opts)?;
     let source = match &opts.input {
         Some(uri) => SourceSpec::new(uri.clone(), None),
         None => SourceSpec::new(p.source.uri.clone(), Some(p.base_dir())),
     };
-    let mut planned: Vec<(String, Vec<SourceObject>)> = Vec::new();
+    let mut planned: Inputs = Vec::new();
     let mut skipped = Vec::new();
     for part in &partitions {
         store::validate_partition(part)?;

@@ -233,8 +233,7 @@ impl Dataset {
     /// other partitions. Prefer [`Attempt::commit`] for a run's files: it also knows when the
     /// attempt may still remove them.
     pub fn commit(&self, mut req: CommitRequest<'_>) -> Result<CommitOutcome, SluiceError> {
-        let mut next = req.base + 1;
-        for _ in 0..MAX_COMMIT_ATTEMPTS {
+        for next in (req.base + 1..).take(MAX_COMMIT_ATTEMPTS) {
             if req.operation == Operation::Publish {
                 req.partitions.values_mut().flatten().for_each(|v| v.published_in = next);
             }
@@ -275,7 +274,6 @@ impl Dataset {
                 });
             }
             tracing::info!(commit = next, "lost the race for a commit on other partitions; retrying");
-            next += 1;
         }
         Err(SluiceError::Conflict {
             dataset: self.uri().to_string(),
