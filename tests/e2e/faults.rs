@@ -72,6 +72,14 @@ impl Job {
         ds
     }
 
+    /// A dataset as [`Job::dataset`], holding one published version (of 2013-01-13).
+    fn published_dataset(&self) -> PathBuf {
+        let ds = self.dataset("ds");
+        let out = self.run(&ds, &["--date", "2013-01-13"]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        ds
+    }
+
     /// `sluice run` as a user that permissions apply to.
     fn run(&self, ds: &Path, extra: &[&str]) -> Out {
         finish(self.command(ds, extra).spawn().expect("starting sluice"))
@@ -99,8 +107,7 @@ fn contents(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 #[test]
 fn an_unreadable_input_in_the_middle_of_a_week_fails_naming_it_and_touches_nothing() {
     let job = job("unreadable");
-    let ds = job.dataset("ds");
-    assert_eq!(job.run(&ds, &["--date", "2013-01-13"]).code, 0);
+    let ds = job.published_dataset();
     let before = contents(&ds);
     let bad = job.landing.join("flights/2013-01-16.csv");
     std::fs::set_permissions(&bad, std::fs::Permissions::from_mode(0o000)).unwrap();
@@ -114,8 +121,7 @@ fn an_unreadable_input_in_the_middle_of_a_week_fails_naming_it_and_touches_nothi
 #[test]
 fn a_read_only_dataset_folder_fails_naming_the_file_and_changes_nothing() {
     let job = job("readonly");
-    let ds = job.dataset("ds");
-    assert_eq!(job.run(&ds, &["--date", DATE]).code, 0);
+    let ds = job.published_dataset();
     let before = contents(&ds);
     let mut dirs = vec![ds.clone()];
     while let Some(d) = dirs.pop() {
@@ -126,7 +132,7 @@ fn a_read_only_dataset_folder_fails_naming_the_file_and_changes_nothing() {
         }
         std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o555)).unwrap();
     }
-    let out = job.run(&ds, &["--date", DATE, "--force"]);
+    let out = job.run(&ds, &["--date", DATE]);
     assert_eq!(out.code, 1, "{}", out.stderr);
     let s = out.summary();
     assert!(s["error"].as_str().unwrap().contains(ds.to_str().unwrap()), "names the object it could not write: {s}");
@@ -136,8 +142,7 @@ fn a_read_only_dataset_folder_fails_naming_the_file_and_changes_nothing() {
 #[test]
 fn a_truncated_model_fails_naming_the_file_with_exit_2_and_changes_nothing() {
     let job = job("truncated");
-    let ds = job.dataset("ds");
-    assert_eq!(job.run(&ds, &["--date", DATE]).code, 0);
+    let ds = job.published_dataset();
     let before = contents(&ds);
     let weights = job.model.join("model.safetensors");
     let bytes = std::fs::read(&weights).unwrap();
@@ -211,8 +216,7 @@ fn a_stage_failing_after_files_were_written_removes_them_and_touches_nothing_els
 #[test]
 fn a_failed_commit_write_keeps_the_files_and_a_retry_finds_out() {
     let job = job("commit-write");
-    let ds = job.dataset("ds");
-    assert_eq!(job.run(&ds, &["--date", "2013-01-13"]).code, 0);
+    let ds = job.published_dataset();
     let before = check_published(&ds);
     // the run writes its files, then its commit cannot be written (a read-only log folder)
     let mut cmd = job.command(&ds, &["--date", DATE, "--run-id", "nightly-9"]);
