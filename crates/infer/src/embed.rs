@@ -25,10 +25,6 @@ use crate::encoder::CpuBert;
 use crate::files::ModelFiles;
 use crate::InferError;
 
-fn missing(files: &ModelFiles, name: &str) -> InferError {
-    InferError::MissingFile { path: files.path(name), source: std::io::Error::new(std::io::ErrorKind::NotFound, "required") }
-}
-
 /// The files an embedding model directory must hold.
 pub const EMBEDDING_FILES: [&str; 3] = ["config.json", "tokenizer.json", "model.safetensors"];
 /// The files the loader reads when they are there: they set the pooling, the
@@ -116,17 +112,8 @@ impl EmbeddingModel {
 
     /// [`EmbeddingModel::load`] with a chosen encoder implementation.
     pub fn load_with(dir: &Path, device: &Device, kernels: Kernels) -> Result<Self, InferError> {
-        for f in EMBEDDING_FILES {
-            let path = dir.join(f);
-            if !path.is_file() {
-                return Err(InferError::MissingFile {
-                    path,
-                    source: std::io::Error::new(std::io::ErrorKind::NotFound, "required by an embedding model"),
-                });
-            }
-        }
         let files = ModelFiles::read(dir, &EMBEDDING_FILES, &EMBEDDING_OPTIONAL_FILES)?;
-        let config: BertConfig = files.json("config.json")?.ok_or_else(|| missing(&files, "config.json"))?;
+        let config: BertConfig = files.required_json("config.json")?;
         let bad = |path: PathBuf, reason: String| InferError::BadConfig { path, reason };
 
         let pooling = match files.json::<PoolingConfig>("1_Pooling/config.json")? {

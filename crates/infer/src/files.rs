@@ -68,6 +68,11 @@ impl ModelFiles {
         })
     }
 
+    /// Parse a required JSON file.
+    pub fn required_json<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<T, InferError> {
+        serde_json::from_slice(self.required(name)?).map_err(|e| InferError::BadConfig { path: self.path(name), reason: e.to_string() })
+    }
+
     /// Parse a JSON file, if present.
     pub fn json<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<Option<T>, InferError> {
         self.get(name)

@@ -30,23 +30,18 @@ pub use tabular::{FeatureValues, InputKind, InputSpec, MlpConfig, TabularBatch, 
 
 use std::path::Path;
 
-
 /// The files a model directory must hold.
 pub const MODEL_FILES: [&str; 2] = ["config.json", "model.safetensors"];
 
 /// A model directory's identity: sha256 over every file its loader reads (name, length
 /// and bytes of each, in a fixed order; optional files that are absent count as absent).
 /// Works for both kinds of model.
+/// An embedding model when the directory has a `tokenizer.json`, a tabular MLP otherwise.
 pub fn model_id(dir: &Path) -> Result<String, InferError> {
-    Ok(model_files(dir)?.id().to_string())
-}
-
-/// The files a model directory's loader reads: an embedding model when it has a
-/// `tokenizer.json`, a tabular MLP otherwise.
-pub(crate) fn model_files(dir: &Path) -> Result<files::ModelFiles, InferError> {
-    if dir.join("tokenizer.json").is_file() {
-        files::ModelFiles::read(dir, &embed::EMBEDDING_FILES, &embed::EMBEDDING_OPTIONAL_FILES)
+    let files = if dir.join("tokenizer.json").is_file() {
+        files::ModelFiles::read(dir, &embed::EMBEDDING_FILES, &embed::EMBEDDING_OPTIONAL_FILES)?
     } else {
-        files::ModelFiles::read(dir, &MODEL_FILES, &[])
-    }
+        files::ModelFiles::read(dir, &MODEL_FILES, &[])?
+    };
+    Ok(files.id().to_string())
 }

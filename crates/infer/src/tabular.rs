@@ -156,8 +156,7 @@ impl TabularModel {
     pub fn load(dir: &Path, device: &Device) -> Result<Self, InferError> {
         let files = crate::files::ModelFiles::read(dir, &crate::MODEL_FILES, &[])?;
         let config_path = files.path("config.json");
-        let config: MlpConfig = serde_json::from_slice(files.required("config.json")?)
-            .map_err(|e| InferError::BadConfig { path: config_path.clone(), reason: e.to_string() })?;
+        let config: MlpConfig = files.required_json("config.json")?;
         if config.model_type != "tabular_mlp" {
             return Err(InferError::BadConfig {
                 path: config_path,

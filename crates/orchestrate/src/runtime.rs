@@ -199,11 +199,7 @@ impl<E: RuntimeError> Shared<E> {
             Ok(Ok(())) | Ok(Err(Stop::Cancelled)) => {}
             Ok(Err(Stop::Failed(partition, e))) => self.fail(StageError { stage: stage.to_string(), partition, error: e }),
             Err(panic) => {
-                let msg = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic".into());
+                let msg = panic_message(panic.as_ref());
                 self.fail(StageError { stage: stage.to_string(), partition: None, error: E::panicked(msg) });
             }
         }
@@ -216,6 +212,15 @@ impl<E: RuntimeError> Shared<E> {
             _ => Ok(()),
         }
     }
+}
+
+/// The message a panic was raised with.
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
 }
 
 /// Why a thread stopped early.

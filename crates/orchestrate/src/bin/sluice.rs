@@ -18,7 +18,7 @@ use sluice_orchestrate::job::{self, RunOptions, Shard};
 use sluice_orchestrate::shards;
 use sluice_orchestrate::summary::RunSummary;
 use sluice_orchestrate::metrics::{self, RunMetrics};
-use sluice_orchestrate::runtime::Cancel;
+use sluice_orchestrate::runtime::{panic_message, Cancel};
 use sluice_orchestrate::store::Dataset;
 use sluice_orchestrate::{exit, Pipeline, SluiceError};
 
@@ -228,14 +228,6 @@ fn main() -> ExitCode {
         }
     }
     ExitCode::from(code)
-}
-
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".into())
 }
 
 /// Panics are logged through tracing (so JSON logs stay JSON) with where they happened.

@@ -155,36 +155,8 @@ impl Attempt {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
-    use crate::store::{Operation, PartitionVersion};
-
-    fn dataset(tag: &str) -> (Dataset, std::path::PathBuf) {
-        let dir = std::env::temp_dir().join(format!("sluice-attempt-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        (Dataset::open(Storage::open(dir.to_str().unwrap(), None).unwrap()), dir)
-    }
-
-    fn publish<'a>(a: &'a Attempt, base: u64, files: Vec<String>) -> CommitRequest<'a> {
-        let v = PartitionVersion {
-            version: a.run_id().into(),
-            files,
-            rows: 1,
-            fingerprint: "fp".into(),
-            manifest: String::new(),
-            published_in: 0,
-        };
-        CommitRequest {
-            base,
-            operation: Operation::Publish,
-            run_id: a.run_id(),
-            attempt: None,
-            partitions: BTreeMap::from([("d=1".to_string(), Some(v))]),
-            previous: BTreeMap::new(),
-            command: &[],
-        }
-    }
+    use crate::store::testing::{publish, temp_dataset as dataset};
 
     #[test]
     fn two_attempts_of_one_run_never_share_a_file_and_each_discards_only_its_own() {
@@ -205,21 +177,21 @@ mod tests {
         let (ds, dir) = dataset("seal");
         let winner = ds.begin("run-1");
         let f1 = winner.put_data("d=1", 0, Bytes::from_static(b"w")).unwrap();
-        assert_eq!(winner.commit(&ds, publish(&winner, 0, vec![f1.clone()])).unwrap(), CommitOutcome::Committed(1));
+        assert_eq!(winner.commit(&ds, publish(0, winner.run_id(), "d=1", vec![f1.clone()])).unwrap(), CommitOutcome::Committed(1));
         winner.discard();
         assert!(ds.storage().exists(&f1).unwrap(), "committed files are never discarded");
 
         // another attempt of the same run, decided on the empty dataset: already published
         let late = ds.begin("run-1");
         let f2 = late.put_data("d=1", 0, Bytes::from_static(b"l")).unwrap();
-        assert_eq!(late.commit(&ds, publish(&late, 0, vec![f2.clone()])).unwrap(), CommitOutcome::AlreadyPublished(1));
+        assert_eq!(late.commit(&ds, publish(0, late.run_id(), "d=1", vec![f2.clone()])).unwrap(), CommitOutcome::AlreadyPublished(1));
         late.discard();
         assert!(!ds.storage().exists(&f2).unwrap());
 
         // another run on the same partition, decided on the empty dataset: a conflict
         let other = ds.begin("run-2");
         let f3 = other.put_data("d=1", 0, Bytes::from_static(b"o")).unwrap();
-        assert!(matches!(other.commit(&ds, publish(&other, 0, vec![f3.clone()])), Err(SluiceError::Conflict { .. })));
+        assert!(matches!(other.commit(&ds, publish(0, other.run_id(), "d=1", vec![f3.clone()])), Err(SluiceError::Conflict { .. })));
         other.discard();
         assert!(!ds.storage().exists(&f3).unwrap());
         assert!(ds.storage().exists(&f1).unwrap());

@@ -384,37 +384,47 @@ pub fn new_run_id() -> String {
     format!("{}-{:08x}", Utc::now().format("%Y%m%dT%H%M%S%.3fZ").to_string().replace('.', ""), rand::random::<u32>())
 }
 
+/// Datasets and commit requests for the store's tests.
 #[cfg(test)]
-mod tests {
+pub(crate) mod testing {
     use super::*;
 
-    fn temp_dataset(tag: &str) -> (Dataset, std::path::PathBuf) {
+    /// An empty dataset in a fresh temporary folder.
+    pub(crate) fn temp_dataset(tag: &str) -> (Dataset, std::path::PathBuf) {
         let dir = std::env::temp_dir().join(format!("sluice-store-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         (Dataset::open(Storage::open(dir.to_str().unwrap(), None).unwrap()), dir)
     }
 
-    fn version(v: &str) -> PartitionVersion {
-        PartitionVersion {
-            version: v.into(),
-            files: vec![],
+    /// Publish `run`'s version of partition `p`, made of `files`, decided on `base`.
+    pub(crate) fn publish<'a>(base: u64, run: &'a str, p: &str, files: Vec<String>) -> CommitRequest<'a> {
+        let v = PartitionVersion {
+            version: run.into(),
+            files,
             rows: 1,
-            fingerprint: format!("fp-{v}"),
+            fingerprint: format!("fp-{run}"),
             manifest: String::new(),
             published_in: 0,
-        }
-    }
-
-    fn publish<'a>(base: u64, run: &'a str, p: &str) -> CommitRequest<'a> {
+        };
         CommitRequest {
             base,
             operation: Operation::Publish,
             run_id: run,
             attempt: None,
-            partitions: BTreeMap::from([(p.to_string(), Some(version(run)))]),
+            partitions: BTreeMap::from([(p.to_string(), Some(v))]),
             previous: BTreeMap::new(),
             command: &[],
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::temp_dataset;
+    use super::*;
+
+    fn publish<'a>(base: u64, run: &'a str, p: &str) -> CommitRequest<'a> {
+        super::testing::publish(base, run, p, vec![])
     }
 
     #[test]
