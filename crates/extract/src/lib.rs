@@ -7,16 +7,22 @@
 //!   its objects with size and ETag ([`ObjectRef`]) and fetch them with a sha256 ([`RawObject`]).
 //! - [`copy`]: copy one partition's objects to a landing location (the `sluice-extract` binary).
 //!
-//! Local paths and `file://` URIs are supported today; other schemes return
-//! [`ExtractError::UnsupportedScheme`] until their object_store features are enabled.
+//! - [`config`]: retries, timeouts and the one I/O runtime of the process.
+//! - [`redact`]: URIs and error texts without passwords or query strings.
+//!
+//! Local paths, `file://`, `s3://`, `gs://`, `az://`/`abfss://` and `http(s)://` (read-only)
+//! are one code path: object_store's clients behind [`Storage`].
 
+pub mod config;
 pub mod copy;
 pub mod error;
 pub mod location;
+pub mod redact;
 pub mod source;
 pub mod storage;
+pub mod upload;
 
 pub use error::ExtractError;
-pub use location::Location;
+pub use location::{set_store_options, Location, StoreKind};
 pub use source::{expand_template, ObjectRef, RawObject, SourceSpec};
 pub use storage::{PutOutcome, Storage};

@@ -4,6 +4,7 @@
 //! `data/landing/flights/{date}.csv`. If the expanded URI ends with `/` it names a prefix and
 //! every object under it (sorted by path) belongs to the partition.
 
+use std::collections::VecDeque;
 use std::path::{Path as FsPath, PathBuf};
 
 use bytes::Bytes;
@@ -79,10 +80,72 @@ impl SourceObject {
     /// Read the object, at the version it was listed with (see [`Storage::get_version`]),
     /// and checksum it.
     pub fn fetch(&self) -> Result<RawObject, ExtractError> {
-        let bytes = self.storage.get_version(&self.rel, &self.meta)?;
+        self.storage.block_on(self.fetch_async())?
+    }
+
+    async fn fetch_async(&self) -> Result<RawObject, ExtractError> {
+        let bytes = self.storage.get_version_async(&self.rel, &self.meta).await?;
         let sha256 = hex::encode(Sha256::digest(&bytes));
         tracing::debug!(uri = %self.meta.uri, bytes = bytes.len(), "fetched");
         Ok(RawObject { object: self.meta.clone(), bytes, sha256 })
+    }
+}
+
+/// Fetch objects concurrently, yielding them in order: at most `max_in_flight` reads, and
+/// at most `max_bytes` (by listed size) fetched but not yet taken, are outstanding; one
+/// object is always allowed, however large. Dropping the iterator cancels what is left.
+pub struct Prefetch {
+    pending: VecDeque<SourceObject>,
+    running: VecDeque<(u64, tokio::task::JoinHandle<Result<RawObject, ExtractError>>)>,
+    max_in_flight: usize,
+    max_bytes: u64,
+}
+
+pub fn prefetch(objects: Vec<SourceObject>, max_in_flight: usize, max_bytes: u64) -> Prefetch {
+    Prefetch { pending: objects.into(), running: VecDeque::new(), max_in_flight: max_in_flight.max(1), max_bytes }
+}
+
+impl Prefetch {
+    fn start_more(&mut self) -> Result<(), ExtractError> {
+        let rt = crate::config::runtime()?;
+        while self.running.len() < self.max_in_flight {
+            let held: u64 = self.running.iter().map(|(n, _)| n).sum();
+            match self.pending.front() {
+                Some(o) if self.running.is_empty() || held + o.meta.size <= self.max_bytes => {
+                    let Some(o) = self.pending.pop_front() else { break };
+                    self.running.push_back((o.meta.size, rt.spawn(async move { o.fetch_async().await })));
+                }
+                _ => break,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Iterator for Prefetch {
+    type Item = Result<RawObject, ExtractError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Err(e) = self.start_more() {
+            return Some(Err(e));
+        }
+        let (_, handle) = self.running.pop_front()?;
+        let rt = match crate::config::runtime() {
+            Ok(rt) => rt,
+            Err(e) => return Some(Err(e)),
+        };
+        let out = rt.block_on(handle).unwrap_or_else(|e| Err(ExtractError::Runtime(std::io::Error::other(e))));
+        // keep the pipe full while the caller works on this one
+        if let Err(e) = self.start_more() {
+            return Some(Err(e));
+        }
+        Some(out)
+    }
+}
+
+impl Drop for Prefetch {
+    fn drop(&mut self) {
+        self.running.iter().for_each(|(_, h)| h.abort());
     }
 }
 

@@ -1,18 +1,20 @@
 //! [`Storage`]: blocking access to one location's objects through `Arc<dyn ObjectStore>`.
 //!
-//! sluice's stages run on plain threads; this facade owns a small current-thread tokio
-//! runtime and blocks on each call, so callers never see async. Every path given to a
+//! sluice's stages run on plain threads; this facade blocks on the process's I/O runtime
+//! ([`config::runtime`]) for each call, so callers never see async. Every path given to a
 //! method is relative to the storage root.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{GetOptions, ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
-use tokio::runtime::Runtime;
 
-use crate::{ExtractError, Location, ObjectRef};
+use crate::{config, ExtractError, Location, ObjectRef};
+
+pub use crate::upload::ObjectWriter;
 
 /// Whether a put-if-absent created the object or found one already there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,7 +26,6 @@ pub enum PutOutcome {
 #[derive(Debug, Clone)]
 pub struct Storage {
     root: Location,
-    rt: Arc<Runtime>,
 }
 
 impl Storage {
@@ -33,8 +34,24 @@ impl Storage {
     }
 
     pub fn new(root: Location) -> Result<Self, ExtractError> {
-        let rt = tokio::runtime::Builder::new_current_thread().build()?;
-        Ok(Storage { root, rt: Arc::new(rt) })
+        Ok(Storage { root })
+    }
+
+    /// Run `f` on the I/O runtime and wait for it.
+    pub(crate) fn block_on<F: Future>(&self, f: F) -> Result<F::Output, ExtractError> {
+        Ok(config::runtime()?.block_on(f))
+    }
+
+    /// Whether objects can be written here (plain HTTP cannot).
+    pub fn is_writable(&self) -> bool {
+        self.root.is_writable()
+    }
+
+    fn writable(&self, rel: &str) -> Result<(), ExtractError> {
+        match self.is_writable() {
+            true => Ok(()),
+            false => Err(ExtractError::ReadOnly { uri: self.uri_of(rel) }),
+        }
     }
 
     /// The root URI, as given (normalised).
@@ -62,8 +79,7 @@ impl Storage {
 
     pub fn get(&self, rel: &str) -> Result<Bytes, ExtractError> {
         let path = self.full_path(rel);
-        self.rt
-            .block_on(async { self.root.store.get(&path).await?.bytes().await })
+        self.block_on(async { self.root.store.get(&path).await?.bytes().await })?
             .map_err(|e| ExtractError::store(self.uri_of(rel), e))
     }
 
@@ -72,15 +88,19 @@ impl Storage {
     /// `If-Unmodified-Since` where the store gives no ETag; and it must have `size` bytes.
     /// Anything else is [`ExtractError::Changed`].
     pub fn get_version(&self, rel: &str, seen: &ObjectRef) -> Result<Bytes, ExtractError> {
+        self.block_on(self.get_version_async(rel, seen))?
+    }
+
+    /// [`Storage::get_version`], for callers that run several reads at once.
+    pub async fn get_version_async(&self, rel: &str, seen: &ObjectRef) -> Result<Bytes, ExtractError> {
         let path = self.full_path(rel);
         let opts = GetOptions {
             if_match: seen.e_tag.clone(),
             if_unmodified_since: seen.e_tag.is_none().then_some(seen.last_modified),
             ..Default::default()
         };
-        let bytes = self
-            .rt
-            .block_on(async { self.root.store.get_opts(&path, opts).await?.bytes().await })
+        let bytes = async { self.root.store.get_opts(&path, opts).await?.bytes().await }
+            .await
             .map_err(|e| ExtractError::store(self.uri_of(rel), e))?;
         if bytes.len() as u64 != seen.size {
             return Err(ExtractError::Changed {
@@ -102,8 +122,7 @@ impl Storage {
 
     pub fn head(&self, rel: &str) -> Result<ObjectMeta, ExtractError> {
         let path = self.full_path(rel);
-        self.rt
-            .block_on(self.root.store.head(&path))
+        self.block_on(self.root.store.head(&path))?
             .map_err(|e| ExtractError::store(self.uri_of(rel), e))
     }
 
@@ -118,9 +137,9 @@ impl Storage {
     /// Write (or replace) an object. Data files are never replaced: they live under paths
     /// unique to their run; this is for those and for scratch objects.
     pub fn put(&self, rel: &str, data: Bytes) -> Result<(), ExtractError> {
+        self.writable(rel)?;
         let path = self.full_path(rel);
-        self.rt
-            .block_on(self.root.store.put(&path, PutPayload::from(data)))
+        self.block_on(self.root.store.put(&path, PutPayload::from(data)))?
             .map(|_| ())
             .map_err(|e| ExtractError::store(self.uri_of(rel), e))
     }
@@ -128,9 +147,10 @@ impl Storage {
     /// Create an object only if nothing is at `rel` yet (create-new on local disk,
     /// `If-None-Match: *` on S3 and Azure). Exactly one of two racing writers gets `Created`.
     pub fn put_if_absent(&self, rel: &str, data: Bytes) -> Result<PutOutcome, ExtractError> {
+        self.writable(rel)?;
         let path = self.full_path(rel);
         let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
-        match self.rt.block_on(self.root.store.put_opts(&path, PutPayload::from(data), opts)) {
+        match self.block_on(self.root.store.put_opts(&path, PutPayload::from(data), opts))? {
             Ok(_) => Ok(PutOutcome::Created),
             Err(object_store::Error::AlreadyExists { .. }) => Ok(PutOutcome::AlreadyExists),
             Err(e) => Err(ExtractError::store(self.uri_of(rel), e)),
@@ -142,10 +162,7 @@ impl Storage {
     pub fn list(&self, rel_prefix: &str) -> Result<Vec<(String, ObjectMeta)>, ExtractError> {
         let prefix = self.full_path(rel_prefix);
         let root = self.root.path.as_ref().to_string();
-        let mut metas: Vec<ObjectMeta> = match self
-            .rt
-            .block_on(self.root.store.list(Some(&prefix)).try_collect::<Vec<_>>())
-        {
+        let mut metas: Vec<ObjectMeta> = match self.block_on(self.root.store.list(Some(&prefix)).try_collect::<Vec<_>>())? {
             Ok(m) => m,
             Err(object_store::Error::NotFound { .. }) => Vec::new(),
             Err(e) => return Err(ExtractError::store(self.uri_of(rel_prefix), e)),
@@ -162,9 +179,16 @@ impl Storage {
     }
 
     pub fn delete(&self, rel: &str) -> Result<(), ExtractError> {
+        self.writable(rel)?;
         let path = self.full_path(rel);
-        self.rt
-            .block_on(self.root.store.delete(&path))
+        self.block_on(self.root.store.delete(&path))?
             .map_err(|e| ExtractError::store(self.uri_of(rel), e))
+    }
+
+    /// A writer that creates `rel` when finished: one put-if-absent when it stays under a
+    /// part's size, otherwise a multipart upload of bounded parts (see [`ObjectWriter`]).
+    pub fn writer(&self, rel: &str) -> Result<ObjectWriter, ExtractError> {
+        self.writable(rel)?;
+        Ok(ObjectWriter::new(self.clone(), rel.to_string(), self.full_path(rel)))
     }
 }

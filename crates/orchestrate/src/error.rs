@@ -79,6 +79,12 @@ impl SluiceError {
             ) => exit::BAD_INPUT,
             SluiceError::Conflict { .. } | SluiceError::Changed { .. } => exit::CONFLICT,
             SluiceError::Extract(ExtractError::Changed { .. }) => exit::CONFLICT,
+            SluiceError::Extract(
+                ExtractError::InvalidLocation { .. }
+                | ExtractError::UnsupportedScheme { .. }
+                | ExtractError::ReadOnly { .. }
+                | ExtractError::MissingTemplateValue { .. },
+            ) => exit::USAGE,
             SluiceError::Infer(InferError::MissingFile { .. } | InferError::BadConfig { .. } | InferError::BadModel { .. }) => {
                 exit::USAGE
             }

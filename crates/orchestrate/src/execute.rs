@@ -16,7 +16,8 @@ use bytes::Bytes;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sluice_extract::source::SourceObject;
+use sluice_extract::source::{prefetch, SourceObject};
+use sluice_extract::storage::ObjectWriter;
 use sluice_extract::{ObjectRef, RawObject, Storage};
 use sluice_infer::{choose_device, BatchPolicy, EmbeddingModel, TabularModel};
 use sluice_transform::ingest::first_bad_row;
@@ -80,16 +81,22 @@ type StageResult<T> = Result<T, (Option<String>, SluiceError)>;
 struct ExtractSource {
     /// Items to emit: a partition and a group of its objects.
     items: Vec<(String, Vec<SourceObject>)>,
+    /// Reads in flight at once, and bytes fetched ahead of the transform.
+    max_in_flight: usize,
+    max_bytes_ahead: u64,
 }
 
 impl Source for ExtractSource {
     type Out = RawItem;
     type Error = SluiceError;
     fn run(&mut self, out: &mut Emitter<'_, RawItem, SluiceError>) -> StageResult<()> {
+        // every object of every item, read ahead concurrently and taken in order
+        let all: Vec<SourceObject> = self.items.iter().flat_map(|(_, objs)| objs.iter().cloned()).collect();
+        let mut fetched = prefetch(all, self.max_in_flight, self.max_bytes_ahead);
         for (partition, objs) in &self.items {
-            let objects = objs
-                .iter()
-                .map(|o| o.fetch())
+            let objects = fetched
+                .by_ref()
+                .take(objs.len())
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| (Some(partition.clone()), e.into()))?;
             if out.emit(RawItem { partition: partition.clone(), objects }).is_err() {
@@ -277,12 +284,17 @@ struct WriteSink {
     parts: BTreeMap<String, Written>,
 }
 
-fn parquet_bytes(df: &mut DataFrame, kv: Vec<(String, String)>) -> Result<Vec<u8>, PolarsError> {
-    let mut buf = Vec::new();
-    ParquetWriter::new(&mut buf)
+fn write_parquet<W: std::io::Write>(w: W, df: &mut DataFrame, kv: Vec<(String, String)>) -> Result<(), PolarsError> {
+    ParquetWriter::new(w)
         .with_compression(ParquetCompression::Zstd(None))
         .with_key_value_metadata(Some(KeyValueMetadata::from_static(kv)))
         .finish(df)?;
+    Ok(())
+}
+
+fn parquet_bytes(df: &mut DataFrame, kv: Vec<(String, String)>) -> Result<Vec<u8>, PolarsError> {
+    let mut buf = Vec::new();
+    write_parquet(&mut buf, df, kv)?;
     Ok(buf)
 }
 
@@ -308,8 +320,8 @@ impl Sink for WriteSink {
         // at least one file per partition, so an all-filtered partition still has its schema
         while offset < frame.height() || (offset == 0 && w.files.is_empty()) {
             let mut chunk = frame.slice(offset as i64, self.max_rows_per_file);
-            let bytes = parquet_bytes(&mut chunk, kv.clone()).map_err(err)?;
-            let rel = self.attempt.put_data(&b.partition, w.files.len(), Bytes::from(bytes)).map_err(|e| (part.clone(), e))?;
+            let write = |out: &mut ObjectWriter| write_parquet(out, &mut chunk, kv.clone()).map_err(|e| err(e).1);
+            let rel = self.attempt.write_data(&b.partition, w.files.len(), write).map_err(|e| (part.clone(), e))?;
             w.files.push(rel);
             offset += self.max_rows_per_file;
         }
@@ -390,7 +402,9 @@ pub(crate) fn execute(
         ("sluice.model_id".to_string(), plan.model_id.clone()),
     ];
     let progress = opts.progress.then(|| progress_bar(items.len()));
-    let (written, report) = runtime::source("extract", ExtractSource { items }, budget, opts.cancel.clone())
+    // reads ahead: up to 8 at once, and at most half the channel budget fetched ahead
+    let extract = ExtractSource { items, max_in_flight: 8, max_bytes_ahead: (budget.channel_bytes / 2) as u64 };
+    let (written, report) = runtime::source("extract", extract, budget, opts.cancel.clone())
         .stage("transform", p.runtime.transform_workers, |_| TransformStage {
             format: p.source.format,
             csv: p.csv.clone(),

@@ -10,7 +10,6 @@
 //!
 //! [`Attempt`]: crate::store::Attempt
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -34,7 +33,7 @@ pub struct RunOptions {
     /// to the current directory).
     pub input: Option<String>,
     pub output: Option<String>,
-    pub model: Option<PathBuf>,
+    pub model: Option<String>,
     /// The command line, for lineage.
     pub command: Vec<String>,
     /// Plan only: report partitions, input objects and output locations; write nothing.
@@ -152,7 +151,7 @@ fn execute_and_publish(
     let publication = Publication {
         p,
         dataset: &plan.dataset,
-        model_dir: plan.model_dir.display().to_string(),
+        model_dir: plan.model_uri.clone(),
         model_id: &plan.model_id,
         dim_refs: &plan.dims,
         command: &opts.command,

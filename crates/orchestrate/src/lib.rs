@@ -15,6 +15,7 @@
 //!   files put-if-absent and remove only their own, put-if-absent commits, snapshots.
 //! - [`history`]: `versions`, `show` (time travel) and `rollback`.
 //! - [`features`]: Polars columns -> model inputs.
+//! - [`models`]: model URIs -> local folders (a cache keyed by the objects' ETags).
 //! - [`error`]: [`SluiceError`] and the exit-code contract.
 
 pub mod error;
@@ -24,6 +25,7 @@ pub mod history;
 mod hooks;
 pub mod job;
 pub mod metrics;
+pub mod models;
 pub mod pipeline;
 pub mod plan;
 pub mod publish;

@@ -254,13 +254,14 @@ pub struct Pipeline {
     pub dimensions: Vec<DimensionSpec>,
     pub steps: Vec<Step>,
     pub model: ModelConfig,
-    pub model_dir: PathBuf,
+    /// The model's folder: an absolute local path or an object store URI.
+    pub model_uri: String,
     pub output: OutputConfig,
     pub runtime: RuntimeConfig,
 }
 
-const SECTIONS: [&str; 9] =
-    ["name", "params", "source", "partition", "dimensions", "transform", "model", "output", "runtime"];
+const SECTIONS: [&str; 10] =
+    ["name", "params", "source", "partition", "dimensions", "transform", "model", "output", "runtime", "storage"];
 
 /// Replace `{name}` for every param; other placeholders stay.
 fn substitute(s: &str, params: &BTreeMap<String, String>) -> String {
@@ -336,6 +337,16 @@ impl Pipeline {
             o.uri = substitute(&o.uri, &params);
         }
         let runtime: RuntimeConfig = doc.section("runtime", &mut errors, false).unwrap_or_default();
+        // [storage."s3://bucket"] options for that store's client (they override the
+        // environment); registered before any URI below is parsed
+        let storage: BTreeMap<String, BTreeMap<String, String>> = doc.section("storage", &mut errors, false).unwrap_or_default();
+        for (prefix, options) in storage {
+            if !prefix.contains("://") {
+                errors.push(format!("[storage.\"{prefix}\"]: keys are store URLs such as \"s3://bucket\""));
+                continue;
+            }
+            sluice_extract::set_store_options(&prefix, options.into_iter().collect());
+        }
         let mut dims: Vec<DimensionConfig> = doc.array("dimensions", &mut errors);
         for d in dims.iter_mut() {
             d.uri = d.uri.as_ref().map(|u| substitute(u, &params));
@@ -398,7 +409,7 @@ impl Pipeline {
                     }
                     match sluice_extract::Location::parse(uri, Some(&base)) {
                         Ok(loc) => {
-                            if !Path::new(&loc.uri).is_file() {
+                            if loc.kind == sluice_extract::StoreKind::Local && !Path::new(&loc.uri).is_file() {
                                 errors.push(format!("{at}.uri: no file at {}", loc.uri));
                             }
                             dimensions.push(DimensionSpec::Csv {
@@ -431,16 +442,20 @@ impl Pipeline {
         }
 
         // model
-        let mut model_dir = PathBuf::new();
+        let mut model_uri = String::new();
         if let Some(m) = &model {
-            model_dir = base.join(&m.path);
+            let remote = m.path.contains("://");
+            model_uri = if remote { m.path.clone() } else { base.join(&m.path).display().to_string() };
+            // a model in object storage is checked when it is downloaded
+            let check_model_dir = check_model_dir && !remote;
+            let model_dir = Path::new(&model_uri);
             match m.kind {
                 ModelKind::TabularMlp => {
                     if m.features.is_empty() {
                         errors.push("model.features: a tabular_mlp model needs its feature columns".into());
                     }
                     if check_model_dir {
-                        check_model(&model_dir, m, &mut errors);
+                        check_model(model_dir, m, &mut errors);
                     }
                 }
                 ModelKind::SentenceEmbedding => {
@@ -487,7 +502,7 @@ impl Pipeline {
                 dimensions,
                 steps: parsed_steps,
                 model,
-                model_dir,
+                model_uri,
                 output,
                 runtime,
             }),

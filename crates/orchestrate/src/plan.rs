@@ -25,6 +25,9 @@ pub(crate) struct Plan {
     pub partitions: Vec<(String, Vec<SourceObject>)>,
     /// Partitions asked for that have no input.
     pub skipped: Vec<String>,
+    /// The model as named (a local folder or an object store URI), for lineage.
+    pub model_uri: String,
+    /// Where it is loaded from (the cache entry for a model in object storage).
     pub model_dir: PathBuf,
     pub model_id: String,
     /// The dimension tables' objects, as seen now; they are read at these versions.
@@ -135,16 +138,17 @@ fn list_inputs(p: &Pipeline, opts: &RunOptions) -> Result<(Inputs, Vec<String>),
 
 /// Open the run's dataset: `--output`, or the pipeline's.
 pub(crate) fn open_dataset(p: &Pipeline, output: Option<&str>) -> Result<Dataset, SluiceError> {
-    Ok(Dataset::open(match output {
+    Dataset::open(match output {
         Some(uri) => Storage::open(uri, None)?,
         None => Storage::open(&p.output.uri, Some(p.base_dir()))?,
-    }))
+    })
 }
 
 /// Plan a run on `log`, the dataset's commit log as just read.
 pub(crate) fn plan(p: &Pipeline, opts: &RunOptions, run_id: &str, dataset: Dataset, log: Vec<Commit>) -> Result<Plan, SluiceError> {
     let (partitions, skipped) = list_inputs(p, opts)?;
-    let model_dir = opts.model.clone().unwrap_or_else(|| p.model_dir.clone());
+    let model_uri = opts.model.clone().unwrap_or_else(|| p.model_uri.clone());
+    let model_dir = crate::models::local_dir(&model_uri)?;
     let model_id = sluice_infer::model_id(&model_dir)?;
     let dims = dimension_refs(p)?;
     let fingerprints = partitions
@@ -155,7 +159,19 @@ pub(crate) fn plan(p: &Pipeline, opts: &RunOptions, run_id: &str, dataset: Datas
         })
         .collect();
     let snapshot = store::fold(&log, None);
-    Ok(Plan { run_id: run_id.to_string(), dataset, partitions, skipped, model_dir, model_id, dims, fingerprints, log, snapshot })
+    Ok(Plan {
+        run_id: run_id.to_string(),
+        dataset,
+        partitions,
+        skipped,
+        model_uri,
+        model_dir,
+        model_id,
+        dims,
+        fingerprints,
+        log,
+        snapshot,
+    })
 }
 
 /// The fingerprint of one partition's run: what went in (its objects and the dimension

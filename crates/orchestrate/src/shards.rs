@@ -135,7 +135,7 @@ pub(crate) fn run_shard(p: &Pipeline, opts: &RunOptions, plan: &Plan, shard: Sha
             fingerprints: plan.fingerprints.clone(),
             up_to_date,
             pipeline_sha256: p.sha256.clone(),
-            model: plan.model_dir.display().to_string(),
+            model: plan.model_uri.clone(),
             model_id: plan.model_id.clone(),
             dimensions: plan.dims.clone(),
             command: opts.command.clone(),

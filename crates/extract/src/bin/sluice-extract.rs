@@ -7,14 +7,16 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use sluice_extract::copy::copy_objects;
-use sluice_extract::{SourceSpec, Storage};
+use sluice_extract::{ExtractError, SourceSpec, Storage};
 
 #[derive(Parser)]
 #[command(name = "sluice-extract", version, about = "Copy one partition's raw objects to a landing location")]
 struct Args {
-    /// Source URI template, e.g. 'data/full/landing/flights/{date}.csv' (a trailing '/' names a prefix)
+    /// Source URI template: a local path, s3://, gs://, az://, abfss:// or http(s)://, e.g.
+    /// 's3://raw/flights/{date}.csv' (a trailing '/' names a prefix)
     source: String,
-    /// Destination folder (local path or file:// URI)
+    /// Destination folder: a local path, s3://, gs://, az:// or abfss:// (credentials and
+    /// endpoints come from the clouds' standard environment: AWS_*, AZURE_*, GOOGLE_*)
     dest: String,
     /// Fill '{date}' in the template (YYYY-MM-DD)
     #[arg(long)]
@@ -46,7 +48,13 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("sluice-extract: error: {e:#}");
             println!("{}", serde_json::json!({"status": "failed", "error": format!("{e:#}")}));
-            ExitCode::from(1)
+            let usage = e.chain().any(|c| {
+                matches!(
+                    c.downcast_ref::<ExtractError>(),
+                    Some(ExtractError::InvalidLocation { .. } | ExtractError::UnsupportedScheme { .. } | ExtractError::ReadOnly { .. })
+                )
+            });
+            ExitCode::from(if usage { 2 } else { 1 })
         }
     }
 }

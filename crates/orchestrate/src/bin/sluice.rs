@@ -83,9 +83,9 @@ enum Command {
         /// Override the pipeline's output dataset URI
         #[arg(long)]
         output: Option<String>,
-        /// Score with this model directory instead of the pipeline's
+        /// Score with this model instead of the pipeline's (a folder or an object store URI)
         #[arg(long)]
-        model: Option<PathBuf>,
+        model: Option<String>,
         /// Override a pipeline [params] entry (relative paths are from the current directory)
         #[arg(long = "param", value_name = "K=V", value_parser = parse_kv)]
         params: Vec<(String, String)>,
@@ -296,7 +296,7 @@ fn open_dataset(arg: &str) -> Result<Dataset, SluiceError> {
     } else {
         Storage::open(arg, None)?
     };
-    Ok(Dataset::open(storage))
+    Dataset::open(storage)
 }
 
 fn json_line<T: serde::Serialize>(v: &T) -> Result<String, SluiceError> {

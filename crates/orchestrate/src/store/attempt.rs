@@ -18,6 +18,7 @@
 use std::sync::Mutex;
 
 use bytes::Bytes;
+use sluice_extract::storage::ObjectWriter;
 use sluice_extract::{PutOutcome, Storage};
 
 use super::{run_dir, CommitOutcome, CommitRequest, Dataset, RUNS_DIR};
@@ -64,22 +65,38 @@ impl Attempt {
         format!("{}/{}", run_dir(partition, &self.run_id), self.nonce)
     }
 
-    /// Create `rel`; it must not exist (the nonce makes every path of the attempt new).
+    /// Create `rel` (put-if-absent). Only this attempt writes under its nonce, so an object
+    /// already there is this attempt's own write, found by a retry of a request whose answer
+    /// was lost.
     fn create(&self, rel: String, bytes: Bytes) -> Result<String, SluiceError> {
-        match self.storage.put_if_absent(&rel, bytes) {
-            Ok(PutOutcome::Created) => {
-                tracing::debug!(file = %rel, "created");
-                if let Ok(mut c) = self.created.lock() {
-                    c.push(rel.clone());
-                }
-                Ok(rel)
-            }
-            Ok(PutOutcome::AlreadyExists) => Err(SluiceError::Store(format!(
-                "{}: already exists; an attempt's files are new by construction, so another process wrote under its nonce",
-                self.storage.uri_of(&rel)
-            ))),
-            Err(e) => Err(e.into()),
+        let outcome = self.storage.put_if_absent(&rel, bytes)?;
+        self.created(rel, outcome)
+    }
+
+    fn created(&self, rel: String, outcome: PutOutcome) -> Result<String, SluiceError> {
+        if outcome == PutOutcome::AlreadyExists {
+            tracing::info!(file = %rel, "already written by this attempt (a retried request)");
         }
+        tracing::debug!(file = %rel, "created");
+        if let Ok(mut c) = self.created.lock() {
+            c.push(rel.clone());
+        }
+        Ok(rel)
+    }
+
+    /// Data file `index` of `partition`, written by `write` through an [`ObjectWriter`]
+    /// (bounded memory: large files go up in parts).
+    pub fn write_data(
+        &self,
+        partition: &str,
+        index: usize,
+        write: impl FnOnce(&mut ObjectWriter) -> Result<(), SluiceError>,
+    ) -> Result<String, SluiceError> {
+        let rel = format!("{}/part-{index:05}.parquet", self.dir(partition));
+        let mut w = self.storage.writer(&rel)?;
+        write(&mut w)?;
+        let outcome = w.finish()?;
+        self.created(rel, outcome)
     }
 
     /// Data file `index` of `partition` (`part-00000.parquet`, ...).

@@ -154,8 +154,12 @@ fn run_dir(partition: &str, run_id: &str) -> String {
 }
 
 impl Dataset {
-    pub fn open(storage: Storage) -> Self {
-        Dataset { storage }
+    /// A dataset at `storage`'s root. Plain HTTP is refused: it cannot commit.
+    pub fn open(storage: Storage) -> Result<Self, SluiceError> {
+        if !storage.is_writable() {
+            return Err(sluice_extract::ExtractError::ReadOnly { uri: storage.uri().to_string() }.into());
+        }
+        Ok(Dataset { storage })
     }
 
     pub fn storage(&self) -> &Storage {
@@ -260,6 +264,11 @@ impl Dataset {
                 }
             }
             let theirs = self.read_commit(next)?;
+            if req.attempt.is_some() && theirs.attempt.as_deref() == req.attempt && theirs.run_id == req.run_id {
+                // our own write landed and a retry of the request found it
+                tracing::info!(commit = next, run_id = req.run_id, "commit written by this attempt (a retried request found it)");
+                return Ok(CommitOutcome::Committed(next));
+            }
             if req.operation == Operation::Publish && theirs.operation == Operation::Publish && theirs.run_id == req.run_id {
                 tracing::info!(commit = next, run_id = req.run_id, "another attempt of this run published first");
                 return Ok(CommitOutcome::AlreadyPublished(next));
@@ -393,7 +402,7 @@ pub(crate) mod testing {
     pub(crate) fn temp_dataset(tag: &str) -> (Dataset, std::path::PathBuf) {
         let dir = std::env::temp_dir().join(format!("sluice-store-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        (Dataset::open(Storage::open(dir.to_str().unwrap(), None).unwrap()), dir)
+        (Dataset::open(Storage::open(dir.to_str().unwrap(), None).unwrap()).unwrap(), dir)
     }
 
     /// Publish `run`'s version of partition `p`, made of `files`, decided on `base`.
