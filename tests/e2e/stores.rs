@@ -150,7 +150,7 @@ fn lifecycle(kind: Kind) -> (Cloud, Vec<Out>) {
     let cloud = Cloud::new(kind, "lifecycle");
     cloud.upload(&landing(), "landing");
     let mut outs = Vec::new();
-    let first = cloud.run_flights(&["--date", DATE], &[("RUST_LOG", "debug")]);
+    let first = cloud.run_flights(&["--date", DATE], &[("SLUICE_LOG", "debug")]);
     assert_eq!(first.code, 0, "{}", first.stderr);
     let s = first.summary();
     assert_eq!(s["status"], "published");
@@ -377,4 +377,29 @@ fn a_dataset_on_plain_http_is_refused() {
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("read-only"), "{}", out.stderr);
     assert_eq!(out.summary()["status"], "failed");
+}
+
+#[test]
+fn the_flight_job_reads_its_landing_zone_over_plain_http() {
+    // Python's http.server on an ephemeral port; its first line names the port
+    let mut server = Command::new("python3")
+        .args(["-u", "-m", "http.server", "0", "--bind", "127.0.0.1", "--directory"])
+        .arg(landing())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(server.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    let port = first.split(" port ").nth(1).and_then(|r| r.split_whitespace().next()).unwrap_or_else(|| panic!("{first}"));
+    let ds = temp_dir("http-landing").join("ds");
+    let landing_param = format!("landing=http://127.0.0.1:{port}");
+    let out = run_into(&ds, &["--date", DATE, "--param", &landing_param]);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let s = out.summary();
+    assert_eq!(s["rows"]["in"], csv_rows(&landing().join(format!("flights/{DATE}.csv"))));
+    let inputs = &manifest(&ds, &format!("date={DATE}"), s["run_id"].as_str().unwrap())["inputs"];
+    assert_eq!(inputs[0]["uri"], format!("http://127.0.0.1:{port}/flights/{DATE}.csv"), "{inputs}");
 }

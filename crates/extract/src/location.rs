@@ -199,7 +199,13 @@ fn client(kind: StoreKind, url: &Url, base: &str) -> Result<Arc<dyn ObjectStore>
         StoreKind::S3 => build!(AmazonS3Builder::from_env().with_url(base), "AWS_"),
         StoreKind::Azure => build!(MicrosoftAzureBuilder::from_env().with_url(base), "AZURE_"),
         StoreKind::Gcs => build!(GoogleCloudStorageBuilder::from_env().with_url(base), "GOOGLE_"),
-        StoreKind::Http => build!(HttpBuilder::new().with_url(&url[..url::Position::BeforePath]), "SLUICE_HTTP_"),
+        // an http:// URL was written on purpose: allow it (reqwest refuses plain HTTP otherwise)
+        StoreKind::Http => build!(
+            HttpBuilder::new().with_url(&url[..url::Position::BeforePath]).with_client_options(
+                object_store::ClientOptions::new().with_allow_http(url.scheme() == "http")
+            ),
+            "SLUICE_HTTP_"
+        ),
         StoreKind::Local => return Err(invalid(base, "a local path is not a URL")),
     };
     if let Ok(mut c) = clients().lock() {
