@@ -183,14 +183,16 @@ fn client(kind: StoreKind, url: &Url, base: &str) -> Result<Arc<dyn ObjectStore>
         return Ok(c);
     }
     let options = options_for(base);
-    let bad = |e: object_store::Error| ExtractError::store(base, e);
+    // a store that cannot be configured (an unknown option, no account) is a usage error
+    let bad = |e: object_store::Error| invalid(base, &crate::redact::redact_text(&e.to_string()));
     // environment (from_env), then sluice's defaults where the environment is silent, then
     // the registered options; retries are sluice's
     macro_rules! build {
         ($builder:expr, $env_prefix:expr) => {{
             let mut b = $builder.with_retry(config::retry());
             for (k, v) in config::client_defaults($env_prefix).into_iter().chain(options) {
-                b = b.with_config(k.to_ascii_lowercase().parse().map_err(bad)?, v);
+                let key = k.to_ascii_lowercase().parse().map_err(|_| invalid(base, &format!("unknown store option '{k}'")))?;
+                b = b.with_config(key, v);
             }
             Arc::new(b.build().map_err(bad)?)
         }};
@@ -278,6 +280,9 @@ mod tests {
     fn unknown_schemes_and_secrets_in_uris_are_refused_without_echoing_the_secret() {
         let e = Location::parse("ftp://host/key", None).unwrap_err();
         assert!(matches!(e, ExtractError::UnsupportedScheme { .. }), "{e}");
+        set_store_options("s3://optioned", vec![("no_such_option".into(), "1".into())]);
+        let e = Location::parse("s3://optioned/x", None).unwrap_err();
+        assert!(matches!(e, ExtractError::InvalidLocation { .. }), "{e}");
         for uri in ["https://host/x.csv?sig=SECRET123", "https://user:SECRET123@host/x.csv", "az://c/x?sv=1&sig=SECRET123"] {
             let e = Location::parse(uri, None).unwrap_err();
             assert!(matches!(e, ExtractError::InvalidLocation { .. }), "{e}");

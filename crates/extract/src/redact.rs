@@ -2,6 +2,8 @@
 //! query strings (SAS tokens, presigned signatures), and error texts from the HTTP stack
 //! are scrubbed the same way before they are shown.
 
+use std::io::Write;
+
 use url::Url;
 
 /// `uri` without a password or a query string. Local paths are returned as they are.
@@ -47,6 +49,23 @@ pub fn redact_text(text: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// stderr with every URL in what is written redacted, for log output: the HTTP stack's own
+/// log lines (retries, transport errors) can name request URLs, which carry a SAS token
+/// when one is configured. A log line is written in one call, so a URL is never split.
+pub struct RedactedStderr;
+
+impl Write for RedactedStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        std::io::stderr().lock().write_all(redact_text(&text).as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
 }
 
 #[cfg(test)]

@@ -147,10 +147,15 @@ impl Storage {
     /// Create an object only if nothing is at `rel` yet (create-new on local disk,
     /// `If-None-Match: *` on S3 and Azure). Exactly one of two racing writers gets `Created`.
     pub fn put_if_absent(&self, rel: &str, data: Bytes) -> Result<PutOutcome, ExtractError> {
+        self.block_on(self.put_if_absent_async(rel, data))?
+    }
+
+    /// [`Storage::put_if_absent`], for callers that run several writes at once.
+    pub async fn put_if_absent_async(&self, rel: &str, data: Bytes) -> Result<PutOutcome, ExtractError> {
         self.writable(rel)?;
         let path = self.full_path(rel);
         let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
-        match self.block_on(self.root.store.put_opts(&path, PutPayload::from(data), opts))? {
+        match self.root.store.put_opts(&path, PutPayload::from(data), opts).await {
             Ok(_) => Ok(PutOutcome::Created),
             Err(object_store::Error::AlreadyExists { .. }) => Ok(PutOutcome::AlreadyExists),
             Err(e) => Err(ExtractError::store(self.uri_of(rel), e)),

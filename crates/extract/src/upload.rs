@@ -10,13 +10,14 @@
 //!
 //! [`finish`]: ObjectWriter::finish
 
+use std::collections::VecDeque;
 use std::io::Write;
 
 use bytes::Bytes;
 use object_store::path::Path;
 use object_store::{MultipartUpload, ObjectStoreExt, PutPayload};
 
-use crate::{ExtractError, PutOutcome, Storage};
+use crate::{config, ExtractError, PutOutcome, Storage};
 
 /// The part size of multipart uploads (S3's minimum is 5 MiB).
 pub const PART_SIZE: usize = 8 << 20;
@@ -62,6 +63,12 @@ impl ObjectWriter {
         Ok(())
     }
 
+    /// The bytes written, if they stayed under a part's size (no upload started): the
+    /// caller creates the object itself, e.g. in the background with [`Uploads`].
+    pub fn take_small(&mut self) -> Option<Bytes> {
+        self.upload.is_none().then(|| Bytes::from(std::mem::take(&mut self.buf)))
+    }
+
     /// Create the object. A small one is put-if-absent and may find the object already
     /// there ([`PutOutcome::AlreadyExists`]); a multipart one is completed.
     pub fn finish(mut self) -> Result<PutOutcome, ExtractError> {
@@ -83,6 +90,49 @@ impl ObjectWriter {
                 Err(self.err(e))
             }
         }
+    }
+}
+
+/// A finished background create: the object's path and how it went.
+pub type Uploaded = (String, Result<PutOutcome, ExtractError>);
+
+/// Objects created in the background (put-if-absent each), at most `max` at once: a writer
+/// of many small files does not wait for each request's round trip.
+pub struct Uploads {
+    max: usize,
+    running: VecDeque<(String, tokio::task::JoinHandle<Result<PutOutcome, ExtractError>>)>,
+}
+
+impl Uploads {
+    pub fn new(max: usize) -> Self {
+        Uploads { max: max.max(1), running: VecDeque::new() }
+    }
+
+    /// Start creating `rel` (root-relative in `storage`); when `max` are running, first wait
+    /// for the oldest. Returns the uploads that finished meanwhile.
+    pub fn start(&mut self, storage: &Storage, rel: String, bytes: Bytes) -> Result<Vec<Uploaded>, ExtractError> {
+        let mut done = Vec::new();
+        while self.running.len() >= self.max {
+            done.extend(self.wait_oldest());
+        }
+        let (s, r) = (storage.clone(), rel.clone());
+        let handle = config::runtime()?.spawn(async move { s.put_if_absent_async(&r, bytes).await });
+        self.running.push_back((rel, handle));
+        Ok(done)
+    }
+
+    fn wait_oldest(&mut self) -> Option<Uploaded> {
+        let (rel, handle) = self.running.pop_front()?;
+        let outcome = match config::runtime() {
+            Ok(rt) => rt.block_on(handle).unwrap_or_else(|e| Err(ExtractError::Runtime(std::io::Error::other(e)))),
+            Err(e) => Err(e),
+        };
+        Some((rel, outcome))
+    }
+
+    /// Wait for every upload still running.
+    pub fn wait_all(&mut self) -> Vec<Uploaded> {
+        std::iter::from_fn(|| self.wait_oldest()).collect()
     }
 }
 

@@ -101,21 +101,29 @@ fn list_inputs(p: &Pipeline, opts: &RunOptions) -> Result<(Inputs, Vec<String>),
         Some(uri) => SourceSpec::new(uri.clone(), None),
         None => SourceSpec::new(p.source.uri.clone(), Some(p.base_dir())),
     };
-    let mut planned: Inputs = Vec::new();
-    let mut skipped = Vec::new();
+    let mut wanted: Vec<&String> = Vec::new();
     for part in &partitions {
         store::validate_partition(part)?;
-        let (k, v) = part.split_once('=').unwrap_or_default();
+        let (k, _) = part.split_once('=').unwrap_or_default();
         if k != p.partition.key {
             return Err(SluiceError::Usage(format!("partition '{part}': this pipeline is partitioned by '{}'", p.partition.key)));
         }
-        if planned.iter().any(|(q, _)| q == part) || skipped.contains(part) {
-            continue;
+        if !wanted.contains(&part) {
+            wanted.push(part);
         }
-        let vars = [(k.to_string(), v.to_string())];
-        let mut objects = source.list(&vars)?;
+    }
+    let vars: Vec<Vec<(String, String)>> = wanted
+        .iter()
+        .map(|part| part.split_once('=').map(|(k, v)| vec![(k.to_string(), v.to_string())]).unwrap_or_default())
+        .collect();
+    // one listing per partition, 16 at once: on a bucket a backfill's listings are latency
+    let listed = source.list_many(&vars, 16);
+    let mut planned: Inputs = Vec::new();
+    let mut skipped = Vec::new();
+    for ((part, vars), objects) in wanted.into_iter().zip(&vars).zip(listed) {
+        let mut objects = objects?;
         if objects.is_empty() {
-            let uri = source.uri_for(&vars)?;
+            let uri = source.uri_for(vars)?;
             if partitions.len() == 1 {
                 return Err(SluiceError::NoInput { partition: part.clone(), uri });
             }

@@ -281,7 +281,8 @@ fn install_signal_handlers(cancel: &Cancel) {
 
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter);
+    // URLs in log lines lose passwords and query strings (SAS tokens) on the way out
+    let builder = tracing_subscriber::fmt().with_writer(|| sluice_extract::redact::RedactedStderr).with_env_filter(filter);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

@@ -19,6 +19,7 @@ use std::sync::Mutex;
 
 use bytes::Bytes;
 use sluice_extract::storage::ObjectWriter;
+use sluice_extract::upload::{Uploaded, Uploads};
 use sluice_extract::{PutOutcome, Storage};
 
 use super::{run_dir, CommitOutcome, CommitRequest, Dataset, RUNS_DIR};
@@ -33,11 +34,16 @@ enum Seal {
     Sealed,
 }
 
+/// Data files and manifests created in the background at once, per attempt.
+const UPLOADS_IN_FLIGHT: usize = 8;
+
 pub struct Attempt {
     storage: Storage,
     run_id: String,
     nonce: String,
     created: Mutex<Vec<String>>,
+    /// Creates still running; every publishing write waits for them first.
+    uploads: Mutex<Uploads>,
     seal: Mutex<Seal>,
 }
 
@@ -48,6 +54,7 @@ impl Attempt {
             run_id: run_id.to_string(),
             nonce: format!("{:016x}", rand::random::<u64>()),
             created: Mutex::new(Vec::new()),
+            uploads: Mutex::new(Uploads::new(UPLOADS_IN_FLIGHT)),
             seal: Mutex::new(Seal::Open),
         }
     }
@@ -84,8 +91,38 @@ impl Attempt {
         Ok(rel)
     }
 
+    /// Create `rel` in the background; its outcome is recorded by a later call or by
+    /// [`Attempt::wait`].
+    fn create_later(&self, rel: String, bytes: Bytes) -> Result<String, SluiceError> {
+        let done = self.uploads.lock().map_err(|_| poisoned())?.start(&self.storage, rel.clone(), bytes)?;
+        self.record(done)?;
+        Ok(rel)
+    }
+
+    /// Record finished background creates; the first failure is returned.
+    fn record(&self, done: Vec<Uploaded>) -> Result<(), SluiceError> {
+        let mut first_error = None;
+        for (rel, outcome) in done {
+            match outcome {
+                Ok(o) => {
+                    self.created(rel, o)?;
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        first_error.map_or(Ok(()), |e| Err(e.into()))
+    }
+
+    /// Wait until every file started in the background exists (or failed).
+    pub fn wait(&self) -> Result<(), SluiceError> {
+        let done = self.uploads.lock().map_err(|_| poisoned())?.wait_all();
+        self.record(done)
+    }
+
     /// Data file `index` of `partition`, written by `write` through an [`ObjectWriter`]
-    /// (bounded memory: large files go up in parts).
+    /// (bounded memory: large files go up in parts, now; small ones in the background).
     pub fn write_data(
         &self,
         partition: &str,
@@ -95,13 +132,18 @@ impl Attempt {
         let rel = format!("{}/part-{index:05}.parquet", self.dir(partition));
         let mut w = self.storage.writer(&rel)?;
         write(&mut w)?;
-        let outcome = w.finish()?;
-        self.created(rel, outcome)
+        match w.take_small() {
+            Some(bytes) => self.create_later(rel, bytes),
+            None => {
+                let outcome = w.finish()?;
+                self.created(rel, outcome)
+            }
+        }
     }
 
-    /// Data file `index` of `partition` (`part-00000.parquet`, ...).
+    /// Data file `index` of `partition`, from bytes.
     pub fn put_data(&self, partition: &str, index: usize, bytes: Bytes) -> Result<String, SluiceError> {
-        self.create(format!("{}/part-{index:05}.parquet", self.dir(partition)), bytes)
+        self.create_later(format!("{}/part-{index:05}.parquet", self.dir(partition)), bytes)
     }
 
     /// The quarantined rows of `partition`.
@@ -111,12 +153,13 @@ impl Attempt {
 
     /// The lineage of `partition`'s version.
     pub fn put_manifest(&self, partition: &str, bytes: Bytes) -> Result<String, SluiceError> {
-        self.create(format!("{}/manifest.json", self.dir(partition)), bytes)
+        self.create_later(format!("{}/manifest.json", self.dir(partition)), bytes)
     }
 
     /// Stage a shard's share of the run: once this record exists the shard is done, so the
     /// attempt keeps its files from here on, even if the write failed in an unknown way.
     pub fn put_shard_record(&self, index: usize, count: usize, bytes: Bytes) -> Result<String, SluiceError> {
+        self.wait()?;
         self.seal();
         let rel = format!("{RUNS_DIR}/{}/shard-{index:05}-of-{count:05}.{}.json", self.run_id, self.nonce);
         self.create(rel, bytes)
@@ -125,6 +168,7 @@ impl Attempt {
     /// Publish: see [`Dataset::commit`]. Unless the commit definitely did not land (a
     /// conflict, or another attempt of the run published first) the files stay.
     pub fn commit(&self, dataset: &Dataset, req: CommitRequest<'_>) -> Result<CommitOutcome, SluiceError> {
+        self.wait()?;
         self.seal();
         let req = CommitRequest { attempt: Some(&self.nonce), run_id: &self.run_id, ..req };
         let outcome = dataset.commit(req);
@@ -154,6 +198,8 @@ impl Attempt {
     /// Remove what this attempt created, unless it is sealed. Best effort: what is left is
     /// unreferenced debris that readers never see.
     pub fn discard(&self) {
+        // files still being created are recorded (or failed) before anything is removed
+        let _ = self.wait();
         if self.seal.lock().map_or(true, |s| *s == Seal::Sealed) {
             tracing::info!(attempt = %self.nonce, "keeping this attempt's files: a publishing write may have landed");
             return;
@@ -168,6 +214,10 @@ impl Attempt {
             tracing::info!(attempt = %self.nonce, files = created.len(), "removed this attempt's unpublished files");
         }
     }
+}
+
+fn poisoned() -> SluiceError {
+    SluiceError::Store("the attempt's list of uploads was poisoned by a panic".into())
 }
 
 #[cfg(test)]
@@ -216,3 +266,4 @@ mod tests {
         std::fs::remove_dir_all(dir).unwrap();
     }
 }
+
