@@ -151,6 +151,9 @@ impl Drop for Prefetch {
     }
 }
 
+/// One partition's listing.
+pub type Listed = Result<Vec<SourceObject>, ExtractError>;
+
 /// A source: a URI template, resolved against `base` when it is a relative local path.
 #[derive(Debug, Clone)]
 pub struct SourceSpec {
@@ -171,9 +174,9 @@ impl SourceSpec {
 
     /// [`SourceSpec::list`] for many partitions, up to `concurrency` listings at once (each is
     /// a request or more: on a bucket their latency adds up over a backfill). In order.
-    pub fn list_many(&self, vars: &[Vec<(String, String)>], concurrency: usize) -> Vec<Result<Vec<SourceObject>, ExtractError>> {
+    pub fn list_many(&self, vars: &[Vec<(String, String)>], concurrency: usize) -> Vec<Listed> {
         let next = AtomicUsize::new(0);
-        let slots: Vec<Mutex<Option<Result<Vec<SourceObject>, ExtractError>>>> = vars.iter().map(|_| Mutex::new(None)).collect();
+        let slots: Vec<Mutex<Option<Listed>>> = vars.iter().map(|_| Mutex::new(None)).collect();
         std::thread::scope(|s| {
             for _ in 0..concurrency.clamp(1, vars.len().max(1)) {
                 s.spawn(|| loop {
