@@ -10,7 +10,8 @@ BIN=${BIN:-${CARGO_TARGET_DIR:-target}/release/sluice}
 EXTRACT=${EXTRACT:-${CARGO_TARGET_DIR:-target}/release/sluice-extract}
 CACHE="${SLUICE_CACHE:-$HOME/.cache/sluice}"
 WORK=$(mktemp -d /tmp/sluice-bench-s3.XXXX)
-eval "$(tests/object_stores.sh start)"
+stores=$(tests/object_stores.sh start)   # (an assignment, so a failed start stops the script)
+eval "$stores"
 trap 'tests/object_stores.sh stop' EXIT
 MOTO_LOG="$CACHE/store-logs/moto.log"
 export AWS_ENDPOINT_URL="$SLUICE_TEST_S3" AWS_ALLOW_HTTP=true AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1

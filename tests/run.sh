@@ -15,7 +15,8 @@ CACHE="${SLUICE_CACHE:-$HOME/.cache/sluice}"
 
 python3 data/fetch_minilm.py --cache "$CACHE/downloads"
 # a real S3 API (moto) and Azure Blob (Azurite) on free loopback ports, stopped on exit
-eval "$(tests/object_stores.sh start)"
+stores=$(tests/object_stores.sh start)   # (an assignment, so a failed start stops the script)
+eval "$stores"
 trap 'tests/object_stores.sh stop' EXIT
 cargo test --workspace --locked
 SLUICE_BIN="${CARGO_TARGET_DIR:-target}/debug/sluice" AIRFLOW_VENV="$CACHE/airflow-venv" python3 tests/airflow/dags_test.py
