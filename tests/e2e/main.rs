@@ -18,6 +18,7 @@ mod concurrency;
 mod contract;
 mod crash;
 mod faults;
+mod gc;
 mod history;
 mod ops;
 mod proxy;

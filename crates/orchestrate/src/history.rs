@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::store::{self, Commit, CommitOutcome, CommitRequest, Dataset, Operation, PartitionVersion, Snapshot};
+use serde_json::json;
+
+use crate::store::{self, Commit, CommitOutcome, CommitRequest, Dataset, Operation, PartitionVersion, PinChange, Snapshot};
 use crate::summary::{PartitionSummary, RunSummary};
 use crate::SluiceError;
 
@@ -23,6 +25,11 @@ pub struct HistoryEntry {
     /// For rollbacks: the version replaced.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub previous: Option<String>,
+    /// For pin commits: pinned (`true`) or unpinned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pinned: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 pub fn history(log: &[Commit], partition: Option<&str>) -> Vec<HistoryEntry> {
@@ -41,10 +48,79 @@ pub fn history(log: &[Commit], partition: Option<&str>) -> Vec<HistoryEntry> {
                 version: v.as_ref().map(|v| v.version.clone()),
                 rows: v.as_ref().map(|v| v.rows),
                 previous: c.previous.get(p).cloned().flatten(),
+                pinned: None,
+                note: None,
             });
+        }
+        let entry = |partition: &str, version: &str| HistoryEntry {
+            commit: c.commit,
+            timestamp: c.timestamp,
+            operation: c.operation,
+            run_id: c.run_id.clone(),
+            partition: partition.to_string(),
+            version: Some(version.to_string()),
+            rows: None,
+            previous: None,
+            pinned: None,
+            note: None,
+        };
+        let wanted = |p: &str| partition.is_none_or(|want| want == p);
+        for pin in c.pins.iter().filter(|pin| wanted(&pin.partition)) {
+            out.push(HistoryEntry { pinned: Some(pin.pinned), note: pin.note.clone(), ..entry(&pin.partition, &pin.version) });
+        }
+        for (p, v) in c.gc.iter().flat_map(|g| g.versions.iter()).filter(|(p, _)| wanted(p)) {
+            out.push(entry(p, v));
         }
     }
     out
+}
+
+/// Why a version cannot be used any more, if gc collected it.
+fn collected_error(log: &[Commit], partition: &str, version: &str) -> Option<SluiceError> {
+    store::collected_by(log, partition, version).map(|c| {
+        SluiceError::Usage(format!(
+            "version {version} of {partition} was collected by gc in commit {} at {} (replaced before {}); its files are gone",
+            c.commit,
+            c.timestamp.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            c.gc.as_ref().map(|g| g.cutoff.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)).unwrap_or_default()
+        ))
+    })
+}
+
+/// A snapshot whose versions all still have their files; time travel to a state gc
+/// collected says which versions and when, instead of listing missing files.
+pub fn check_not_collected(ds: &Dataset, snap: &Snapshot) -> Result<(), SluiceError> {
+    let log = ds.log()?;
+    let gone: Vec<String> = snap.partitions.iter().filter_map(|(p, v)| collected_error(&log, p, &v.version)).map(|e| e.to_string()).collect();
+    match gone.is_empty() {
+        true => Ok(()),
+        false => Err(SluiceError::Usage(format!("as of commit {}: {}", snap.commit, gone.join("; ")))),
+    }
+}
+
+/// Pin (or unpin) a version: gc keeps pinned versions whatever their age.
+pub fn pin(ds: &Dataset, partition: &str, version: &str, pinned: bool, note: Option<String>, command: &[String]) -> Result<serde_json::Value, SluiceError> {
+    store::validate_partition(partition)?;
+    let log = ds.log()?;
+    if !ds.versions_of(&log, partition).iter().any(|v| v.version == version) {
+        return Err(SluiceError::Usage(format!("{}: partition {partition} has no version '{version}'", ds.uri())));
+    }
+    if let Some(e) = collected_error(&log, partition, version).filter(|_| pinned) {
+        return Err(e);
+    }
+    let is_pinned = store::pins(&log).iter().any(|p| p.partition == partition && p.version == version);
+    let status = if pinned { "pinned" } else { "unpinned" };
+    let line = |status: &str, commit: u64| json!({"status": status, "dataset": ds.uri(), "partition": partition, "version": version, "commit": commit});
+    if is_pinned == pinned {
+        return Ok(line("up_to_date", log.len() as u64));
+    }
+    let id = format!("{}-{}", if pinned { "pin" } else { "unpin" }, store::new_run_id());
+    let change = PinChange { partition: partition.to_string(), version: version.to_string(), pinned, note };
+    let req = CommitRequest { pins: vec![change], ..CommitRequest::new(log.len() as u64, Operation::Pin, &id, BTreeMap::new(), command) };
+    let commit = match ds.commit(req)? {
+        CommitOutcome::Committed(n) | CommitOutcome::AlreadyPublished(n) => n,
+    };
+    Ok(line(status, commit))
 }
 
 /// Where to time-travel to: a commit number or an RFC 3339 time.
@@ -126,10 +202,13 @@ pub fn rollback(ds: &Dataset, target: &RollbackTarget, command: &[String]) -> Re
             }
         }
     }
-    // drop no-ops; refuse targets whose files are gone
+    // drop no-ops; refuse targets gc collected, or whose files are gone
     moves.retain(|p, v| snap.partitions.get(p).map(|c| &c.version) != v.as_ref().map(|v| &v.version));
     for (p, v) in &moves {
         if let Some(v) = v {
+            if let Some(e) = collected_error(&log, p, &v.version) {
+                return Err(e);
+            }
             let missing = ds.missing_files(v)?;
             if !missing.is_empty() {
                 return Err(SluiceError::Store(format!(
@@ -160,15 +239,7 @@ pub fn rollback(ds: &Dataset, target: &RollbackTarget, command: &[String]) -> Re
         return Ok(RunSummary::new("up_to_date", &action_id, ds, started).with_partitions(summaries).with_commit(snap.commit));
     }
     let previous = moves.keys().map(|p| (p.clone(), snap.partitions.get(p).map(|v| v.version.clone()))).collect();
-    let req = CommitRequest {
-        base: snap.commit,
-        operation: Operation::Rollback,
-        run_id: &action_id,
-        attempt: None,
-        partitions: moves,
-        previous,
-        command,
-    };
+    let req = CommitRequest { previous, ..CommitRequest::new(snap.commit, Operation::Rollback, &action_id, moves, command) };
     let commit = match ds.commit(req)? {
         CommitOutcome::Committed(n) | CommitOutcome::AlreadyPublished(n) => n,
     };

@@ -146,6 +146,8 @@ fn execute_and_publish(
     if opts.cancel.is_cancelled() {
         return Err(SluiceError::Cancelled);
     }
+    // every data file exists before the hold point (and before the manifests and the commit)
+    attempt.wait()?;
     hooks::checkpoint("commit", &opts.cancel)?;
     let bottleneck = report.get("bottleneck").and_then(|b| b.as_str()).map(str::to_string);
     let publication = Publication {

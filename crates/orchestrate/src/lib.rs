@@ -13,7 +13,8 @@
 //! - [`metrics`]: `--metrics-file`, Prometheus text for node_exporter's textfile collector.
 //! - [`store`]: the dataset store, the only code that knows its layout: attempts that create
 //!   files put-if-absent and remove only their own, put-if-absent commits, snapshots.
-//! - [`history`]: `versions`, `show` (time travel) and `rollback`.
+//! - [`history`]: `versions`, `show` (time travel), `rollback` and pins.
+//! - [`gc`]: `sluice gc`: retention, and the protocol that makes it safe during runs.
 //! - [`features`]: Polars columns -> model inputs.
 //! - [`models`]: model URIs -> local folders (a cache keyed by the objects' ETags).
 //! - [`error`]: [`SluiceError`] and the exit-code contract.
@@ -21,6 +22,7 @@
 pub mod error;
 pub mod execute;
 pub mod features;
+pub mod gc;
 pub mod history;
 mod hooks;
 pub mod job;

@@ -193,15 +193,7 @@ pub(crate) fn publish_staged(
             }),
         );
     }
-    let req = CommitRequest {
-        base: *base_commit,
-        operation: Operation::Publish,
-        run_id,
-        attempt: None,
-        partitions: versions,
-        previous: BTreeMap::new(),
-        command,
-    };
+    let req = CommitRequest::new(*base_commit, Operation::Publish, run_id, versions, command);
     Ok(match attempt.commit(dataset, req)? {
         CommitOutcome::Committed(commit) => Published::Committed { commit, partitions: summaries },
         CommitOutcome::AlreadyPublished(commit) => Published::AlreadyPublished { commit },

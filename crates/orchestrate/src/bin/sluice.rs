@@ -13,6 +13,7 @@ use std::time::Instant;
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::json;
 use sluice_extract::Storage;
+use sluice_orchestrate::gc;
 use sluice_orchestrate::history::{self, RollbackTarget, RollbackTo};
 use sluice_orchestrate::job::{self, RunOptions, Shard};
 use sluice_orchestrate::shards;
@@ -141,6 +142,40 @@ enum Command {
         #[arg(long, value_name = "COMMIT", requires = "partition")]
         to_commit: Option<u64>,
     },
+    /// Delete superseded versions and failed runs' files older than the retention (a dry run unless --apply)
+    Gc {
+        dataset: String,
+        /// Keep every version that was current within this long (e.g. 7d, 36h, 90min)
+        #[arg(long, default_value = "7d", value_parser = humantime::parse_duration)]
+        retain: std::time::Duration,
+        /// Delete (after recording what in a commit); without it, only report
+        #[arg(long)]
+        apply: bool,
+        /// Allow a retention under 1 hour (a run still going may need its files)
+        #[arg(long)]
+        allow_short_retention: bool,
+        /// Only the JSON summary line
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pin a version: gc keeps it whatever its age
+    Pin {
+        dataset: String,
+        #[arg(long, value_name = "K=V")]
+        partition: String,
+        #[arg(long, value_name = "VERSION")]
+        version: String,
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Remove a pin
+    Unpin {
+        dataset: String,
+        #[arg(long, value_name = "K=V")]
+        partition: String,
+        #[arg(long, value_name = "VERSION")]
+        version: String,
+    },
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {
@@ -154,7 +189,7 @@ fn parse_kv(s: &str) -> Result<(String, String), String> {
 static SIGNAL: OnceLock<&'static str> = OnceLock::new();
 
 /// The subcommands whose last stdout line is the JSON summary.
-const SUMMARY_COMMANDS: [&str; 3] = ["run", "publish", "rollback"];
+const SUMMARY_COMMANDS: [&str; 6] = ["run", "publish", "rollback", "gc", "pin", "unpin"];
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();
@@ -391,7 +426,7 @@ fn dispatch(command: Command, argv: Vec<String>, cancel: &Cancel, progress: bool
                     "{:>6}  {:<20}  {:<9}  {:<24}  {:<38}  {:>8}",
                     e.commit,
                     e.timestamp.format("%Y-%m-%dT%H:%M:%SZ"),
-                    e.operation.as_str(),
+                    if e.pinned == Some(false) { "unpin" } else { e.operation.as_str() },
                     e.partition,
                     e.version.as_deref().unwrap_or("(removed)"),
                     e.rows.map(|r| r.to_string()).unwrap_or_default()
@@ -401,6 +436,7 @@ fn dispatch(command: Command, argv: Vec<String>, cancel: &Cancel, progress: bool
         Command::Show { dataset, as_of, json } => {
             let ds = open_dataset(&dataset)?;
             let snap = history::snapshot_as_of(&ds, as_of.as_deref())?;
+            history::check_not_collected(&ds, &snap)?;
             let parts: Vec<_> = snap
                 .partitions
                 .iter()
@@ -431,5 +467,46 @@ fn dispatch(command: Command, argv: Vec<String>, cancel: &Cancel, progress: bool
             };
             history::rollback(&ds, &target, &argv).map(Some)
         }
+        Command::Gc { dataset, retain, apply, allow_short_retention, json } => {
+            if retain < gc::MIN_RETENTION && !allow_short_retention {
+                return Err(SluiceError::Usage(format!(
+                    "--retain {}: under 1 hour a run still going may need its files; add --allow-short-retention to insist",
+                    humantime::format_duration(retain)
+                )));
+            }
+            let ds = open_dataset(&dataset)?;
+            let s = gc::gc(&ds, retain, apply, gc_now()?, &argv)?;
+            let mut lines = Vec::new();
+            if !json {
+                let verb = if apply { "deleted" } else { "would delete" };
+                lines.push(format!("{}: {verb} {} files, {} bytes (versions replaced before {})", s.dataset, s.files, s.bytes, s.cutoff));
+                lines.extend(s.versions_collected.iter().map(|v| format!("  version   {v}")));
+                lines.extend(s.debris.iter().map(|d| format!("  failed run {d}/")));
+                lines.extend(s.records.iter().map(|r| format!("  record    {r}")));
+                let k = &s.kept;
+                lines.push(format!("kept: {} current, {} in the window, {} pinned, {} young attempts", k.current, k.in_window, k.pinned, k.young_attempts));
+            }
+            lines.push(json_line(&s)?);
+            print_lines(lines)
+        }
+        Command::Pin { dataset, partition, version, note } => {
+            let ds = open_dataset(&dataset)?;
+            print_lines([json_line(&history::pin(&ds, &partition, &version, true, note, &argv)?)?])
+        }
+        Command::Unpin { dataset, partition, version } => {
+            let ds = open_dataset(&dataset)?;
+            print_lines([json_line(&history::pin(&ds, &partition, &version, false, None, &argv)?)?])
+        }
+    }
+}
+
+/// The time gc decides by: now, or `SLUICE_GC_NOW` (RFC 3339; a test hook that ages the
+/// dataset without waiting).
+fn gc_now() -> Result<chrono::DateTime<chrono::Utc>, SluiceError> {
+    match std::env::var("SLUICE_GC_NOW") {
+        Ok(t) => chrono::DateTime::parse_from_rfc3339(&t)
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .map_err(|e| SluiceError::Usage(format!("SLUICE_GC_NOW '{t}': {e}"))),
+        Err(_) => Ok(chrono::Utc::now()),
     }
 }

@@ -79,6 +79,10 @@ pub struct PartitionVersion {
 pub enum Operation {
     Publish,
     Rollback,
+    /// Pins or unpins versions ([`Commit::pins`]); the state does not change.
+    Pin,
+    /// Garbage collection: records what it deletes ([`Commit::gc`]) before deleting it.
+    Gc,
 }
 
 impl Operation {
@@ -86,8 +90,37 @@ impl Operation {
         match self {
             Operation::Publish => "publish",
             Operation::Rollback => "rollback",
+            Operation::Pin => "pin",
+            Operation::Gc => "gc",
         }
     }
+}
+
+/// A pin set or removed by a commit: a pinned version is never garbage-collected.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PinChange {
+    pub partition: String,
+    pub version: String,
+    /// `false`: unpin.
+    pub pinned: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// What a gc commit collects; it is written before anything is deleted.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GcRecord {
+    /// Versions replaced before this time (and not pinned) were collected.
+    pub cutoff: DateTime<Utc>,
+    pub retain_s: u64,
+    /// Versions whose files are deleted: (partition, version).
+    pub versions: Vec<(String, String)>,
+    /// Folders of attempts no commit references (failed or killed runs), deleted whole.
+    pub debris: Vec<String>,
+    /// Shard staging records deleted.
+    pub records: Vec<String>,
+    pub files: u64,
+    pub bytes: u64,
 }
 
 /// A commit record: which partitions now point where (`None` removes a partition).
@@ -108,6 +141,10 @@ pub struct Commit {
     pub sluice_version: String,
     #[serde(default)]
     pub command: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pins: Vec<PinChange>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gc: Option<GcRecord>,
 }
 
 /// What to commit, and on which state it was decided.
@@ -121,6 +158,30 @@ pub struct CommitRequest<'a> {
     pub partitions: BTreeMap<String, Option<PartitionVersion>>,
     pub previous: BTreeMap<String, Option<String>>,
     pub command: &'a [String],
+    pub pins: Vec<PinChange>,
+    pub gc: Option<GcRecord>,
+}
+
+impl<'a> CommitRequest<'a> {
+    /// A request that only moves partitions (publish, rollback).
+    pub fn new(base: u64, operation: Operation, run_id: &'a str, partitions: BTreeMap<String, Option<PartitionVersion>>, command: &'a [String]) -> Self {
+        CommitRequest { base, operation, run_id, attempt: None, partitions, previous: BTreeMap::new(), command, pins: Vec::new(), gc: None }
+    }
+
+    /// The (partition, version) pairs and attempt folders this commit relies on existing.
+    fn relies_on(&self) -> (Vec<(String, String)>, Vec<String>) {
+        let mut versions: Vec<(String, String)> =
+            self.partitions.iter().filter_map(|(p, v)| v.as_ref().map(|v| (p.clone(), v.version.clone()))).collect();
+        versions.extend(self.pins.iter().filter(|c| c.pinned).map(|c| (c.partition.clone(), c.version.clone())));
+        let dirs = self.partitions.values().flatten().filter_map(|v| v.files.first().and_then(|f| attempt_dir(f))).collect();
+        (versions, dirs)
+    }
+}
+
+/// The attempt folder (`<partition>/<run_id>/<attempt>`) of a data file's path.
+pub fn attempt_dir(file: &str) -> Option<String> {
+    let parts: Vec<&str> = file.split('/').collect();
+    (parts.len() == 4).then(|| parts[..3].join("/"))
 }
 
 /// How a commit ended, when it did not fail.
@@ -251,6 +312,8 @@ impl Dataset {
                 previous: req.previous.clone(),
                 sluice_version: env!("CARGO_PKG_VERSION").to_string(),
                 command: req.command.to_vec(),
+                pins: req.pins.clone(),
+                gc: req.gc.clone(),
             };
             let body = serde_json::to_vec_pretty(&record).map_err(|e| self.err("encoding commit", e))?;
             match self.storage.put_if_absent(&commit_path(next), Bytes::from(body)) {
@@ -272,6 +335,19 @@ impl Dataset {
             if req.operation == Operation::Publish && theirs.operation == Operation::Publish && theirs.run_id == req.run_id {
                 tracing::info!(commit = next, run_id = req.run_id, "another attempt of this run published first");
                 return Ok(CommitOutcome::AlreadyPublished(next));
+            }
+            if let Some(gc) = &theirs.gc {
+                let (versions, dirs) = req.relies_on();
+                if let Some(hit) = versions.iter().find(|v| gc.versions.contains(v)).map(|(p, v)| format!("version {v} of {p}")).or_else(|| dirs.iter().find(|d| gc.debris.contains(d)).cloned()) {
+                    return Err(SluiceError::Conflict {
+                        dataset: self.uri().to_string(),
+                        reason: format!("gc (commit {next}) collected {hit}, which this commit needs; re-run"),
+                    });
+                }
+            }
+            if req.operation == Operation::Gc {
+                // a gc decides on the whole log: any newer commit means deciding again
+                return Err(SluiceError::Conflict { dataset: self.uri().to_string(), reason: format!("commit {next} landed while gc planned") });
             }
             if let Some(p) = theirs.partitions.keys().find(|p| req.partitions.contains_key(*p)) {
                 return Err(SluiceError::Conflict {
@@ -339,6 +415,36 @@ pub fn touched_since<'a>(log: &'a [Commit], base: u64, run_id: &str, partitions:
     log.iter()
         .filter(|c| c.commit > base && c.run_id != run_id)
         .find(|c| c.partitions.keys().any(|p| partitions.contains(&p.as_str())))
+}
+
+/// A pin in force.
+#[derive(Debug, Clone, Serialize)]
+pub struct Pin {
+    pub partition: String,
+    pub version: String,
+    pub note: Option<String>,
+    pub commit: u64,
+    pub timestamp: DateTime<Utc>,
+}
+
+/// The pins in force after `log`.
+pub fn pins(log: &[Commit]) -> Vec<Pin> {
+    let mut out: Vec<Pin> = Vec::new();
+    for c in log {
+        for ch in &c.pins {
+            out.retain(|p| !(p.partition == ch.partition && p.version == ch.version));
+            if ch.pinned {
+                let (partition, version, note) = (ch.partition.clone(), ch.version.clone(), ch.note.clone());
+                out.push(Pin { partition, version, note, commit: c.commit, timestamp: c.timestamp });
+            }
+        }
+    }
+    out
+}
+
+/// The gc commit that collected `version` of `partition`, if one did.
+pub fn collected_by<'a>(log: &'a [Commit], partition: &str, version: &str) -> Option<&'a Commit> {
+    log.iter().find(|c| c.gc.as_ref().is_some_and(|g| g.versions.iter().any(|(p, v)| p == partition && v == version)))
 }
 
 /// The state after commit `as_of` (all of `log` when `None`).
@@ -415,15 +521,7 @@ pub(crate) mod testing {
             manifest: String::new(),
             published_in: 0,
         };
-        CommitRequest {
-            base,
-            operation: Operation::Publish,
-            run_id: run,
-            attempt: None,
-            partitions: BTreeMap::from([(p.to_string(), Some(v))]),
-            previous: BTreeMap::new(),
-            command: &[],
-        }
+        CommitRequest::new(base, Operation::Publish, run, BTreeMap::from([(p.to_string(), Some(v))]), &[])
     }
 }
 

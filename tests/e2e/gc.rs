@@ -1,0 +1,162 @@
+//! `sluice gc`, pins and honest history: what is deleted, what is kept and why, and gc
+//! racing a publishing run. Ages come from the commit records' own timestamps and
+//! `SLUICE_GC_NOW` (gc's clock), so nothing waits for time to pass.
+
+use chrono::{DateTime, Duration as Age, Utc};
+
+use super::*;
+
+fn commit_time(ds: &Path, n: usize) -> DateTime<Utc> {
+    let c = &commit_records(ds)[n - 1];
+    c["timestamp"].as_str().unwrap().parse().unwrap()
+}
+
+/// `sluice gc DATASET --retain 7d` as if it were `now`.
+fn gc(ds: &Path, now: DateTime<Utc>, extra: &[&str]) -> Out {
+    let mut args = vec!["gc", ds.to_str().unwrap(), "--retain", "7d"];
+    args.extend_from_slice(extra);
+    sluice_env(&args, &[("SLUICE_GC_NOW", &now.to_rfc3339())])
+}
+
+/// Dataset files outside `_sluice/`.
+fn data_files(ds: &Path) -> Vec<PathBuf> {
+    let mut f: Vec<PathBuf> = files_under(ds).into_iter().filter(|f| !f.starts_with(ds.join("_sluice"))).collect();
+    f.sort();
+    f
+}
+
+/// The attempt folder of the version `commit` published for `partition`.
+fn version_dir(ds: &Path, commit: usize, partition: &str) -> PathBuf {
+    let v = &commit_records(ds)[commit - 1]["partitions"][partition];
+    ds.join(v["manifest"].as_str().unwrap()).parent().unwrap().to_path_buf()
+}
+
+fn version_of(ds: &Path, commit: usize, partition: &str) -> String {
+    commit_records(ds)[commit - 1]["partitions"][partition]["version"].as_str().unwrap().to_string()
+}
+
+/// Start a run held at its commit (every file written), then SIGKILL it: debris.
+fn killed_run(ds: &Path) {
+    let p = pipeline();
+    let args = ["run", p.to_str().unwrap(), "--output", ds.to_str().unwrap(), "--date", DATE, "--force"];
+    let run = Running::start(&args, &[("SLUICE_HOLD_AT", "commit")]);
+    run.wait_for("holding at commit");
+    run.signal("KILL");
+    assert_ne!(run.finish().code, 0);
+}
+
+#[test]
+fn gc_collects_exactly_what_is_out_of_the_window_and_keeps_the_rest() {
+    let ds = temp_dir("gc");
+    let part = format!("date={DATE}");
+    for extra in [&[][..], &["--force"], &["--force"]] {
+        let mut args = vec!["--date", DATE];
+        args.extend_from_slice(extra);
+        assert_eq!(run_into(&ds, &args).code, 0);
+    }
+    killed_run(&ds);
+    let (t2, t3) = (commit_time(&ds, 2), commit_time(&ds, 3));
+    let (v1, v2, v3) = (version_of(&ds, 1, &part), version_of(&ds, 2, &part), version_of(&ds, 3, &part));
+    let (d1, d2, d3) = (version_dir(&ds, 1, &part), version_dir(&ds, 2, &part), version_dir(&ds, 3, &part));
+    let before = data_files(&ds);
+    let debris: Vec<&PathBuf> = before.iter().filter(|f| ![&d1, &d2, &d3].iter().any(|d| f.starts_with(d))).collect();
+    assert!(!debris.is_empty(), "the killed run left files");
+
+    // a cutoff between commits 2 and 3: v1 was replaced before it, v2 after it (in the window)
+    let now = t3 + Age::days(7) - (t3 - t2) / 2;
+    let dry = gc(&ds, now, &[]);
+    assert_eq!(dry.code, 0, "{}", dry.stderr);
+    let s = dry.summary();
+    assert_eq!(s["status"], "dry_run");
+    assert_eq!(s["versions_collected"], json_list(&[&format!("{part}@{v1}")]));
+    assert_eq!(s["kept"]["current"], 1);
+    assert_eq!(s["kept"]["in_window"], 1);
+    assert_eq!(s["kept"]["young_attempts"], 1, "the killed run's files are younger than the cutoff");
+    assert_eq!(data_files(&ds), before, "a dry run deletes nothing");
+    assert_eq!(commits(&ds), 3);
+
+    let applied = gc(&ds, now, &["--apply"]);
+    assert_eq!(applied.code, 0, "{}", applied.stderr);
+    let s = applied.summary();
+    assert_eq!((s["status"].as_str(), s["commit"].as_u64()), (Some("collected"), Some(4)));
+    let after = data_files(&ds);
+    assert!(after.iter().all(|f| !f.starts_with(&d1)), "v1 is gone");
+    assert_eq!(after.len() as u64 + s["files"].as_u64().unwrap(), before.len() as u64, "exactly the files it reported");
+    assert!(after.iter().any(|f| f.starts_with(&d2)) && after.iter().any(|f| f.starts_with(&d3)));
+    check_show(&ds);
+    assert_eq!(sluice(&["show", ds.to_str().unwrap(), "--as-of", "2", "--json"]).code, 0, "in the window: time travel works");
+    let back = sluice(&["rollback", ds.to_str().unwrap(), "--partition", &part, "--to", &v2]);
+    assert_eq!(back.code, 0, "{}", back.stderr);
+    let forward = sluice(&["rollback", ds.to_str().unwrap(), "--partition", &part, "--to", &v3]);
+    assert_eq!(forward.code, 0, "{}", forward.stderr);
+
+    // history stays honest about what was collected
+    let old = sluice(&["show", ds.to_str().unwrap(), "--as-of", "1"]);
+    assert_eq!(old.code, 2, "{}", old.stderr);
+    assert!(old.stderr.contains(&v1) && old.stderr.contains("collected by gc in commit 4"), "{}", old.stderr);
+    let refused = sluice(&["rollback", ds.to_str().unwrap(), "--partition", &part, "--to", &v1]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(refused.stderr.contains("collected by gc in commit 4"), "{}", refused.stderr);
+
+    // a pinned version survives a gc far in the future; the killed run's files do not
+    let pin = sluice(&["pin", ds.to_str().unwrap(), "--partition", &part, "--version", &v2, "--note", "audit 2013"]);
+    assert_eq!((pin.code, pin.summary()["status"].as_str()), (0, Some("pinned")), "{}", pin.stderr);
+    let versions = sluice(&["versions", ds.to_str().unwrap(), "--json"]);
+    let entries: Value = serde_json::from_str(versions.stdout.lines().last().unwrap()).unwrap();
+    assert!(entries.as_array().unwrap().iter().any(|e| e["pinned"] == true && e["version"] == v2.as_str() && e["note"] == "audit 2013"));
+    let later = gc(&ds, Utc::now() + Age::days(30), &["--apply"]);
+    assert_eq!(later.code, 0, "{}", later.stderr);
+    let s = later.summary();
+    assert_eq!(s["kept"]["pinned"], 1);
+    assert_eq!(s["debris"].as_array().unwrap().len(), 1, "{s}");
+    let left = data_files(&ds);
+    assert!(left.iter().all(|f| f.starts_with(&d2) || f.starts_with(&d3)), "only the pinned and the current version: {left:?}");
+
+    let unpin = sluice(&["unpin", ds.to_str().unwrap(), "--partition", &part, "--version", &v2]);
+    assert_eq!(unpin.code, 0, "{}", unpin.stderr);
+    let last = gc(&ds, Utc::now() + Age::days(30), &["--apply"]);
+    assert_eq!(last.summary()["versions_collected"], json_list(&[&format!("{part}@{v2}")]));
+    assert!(data_files(&ds).iter().all(|f| f.starts_with(&d3)));
+    check_show(&ds);
+    // nothing left to do
+    let again = gc(&ds, Utc::now() + Age::days(30), &["--apply"]);
+    assert_eq!(again.summary()["files"], 0);
+    assert_eq!(commits(&ds), 10, "3 publishes, 2 rollbacks, a pin, an unpin and the 3 gcs that deleted something");
+}
+
+fn json_list(items: &[&str]) -> Value {
+    Value::from(items.iter().map(|s| Value::from(*s)).collect::<Vec<_>>())
+}
+
+#[test]
+fn a_retention_under_an_hour_is_refused_unless_insisted_on() {
+    let ds = temp_dir("gc-short");
+    assert_eq!(run_into(&ds, &["--date", DATE]).code, 0);
+    let out = sluice(&["gc", ds.to_str().unwrap(), "--retain", "30m", "--apply"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert_eq!(out.summary()["status"], "failed");
+    let out = sluice(&["gc", ds.to_str().unwrap(), "--retain", "30m", "--allow-short-retention", "--json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout.lines().count(), 1, "--json prints only the summary");
+}
+
+#[test]
+fn gc_racing_a_run_that_staged_long_ago_never_lets_it_publish_collected_files() {
+    let ds = temp_dir("gc-race");
+    assert_eq!(run_into(&ds, &["--date", DATE]).code, 0);
+    let before = check_show(&ds);
+    // a run whose files are written, held before its commit
+    let p = pipeline();
+    let args = ["run", p.to_str().unwrap(), "--output", ds.to_str().unwrap(), "--date", DATE, "--force"];
+    let mut run = Running::start(&args, &[("SLUICE_HOLD_AT", "commit")]);
+    run.wait_for("holding at commit");
+    // gc, a month later by its clock, sees that attempt's folder as a dead run's debris
+    let out = gc(&ds, Utc::now() + Age::days(30), &["--apply"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.summary()["debris"].as_array().unwrap().len(), 1);
+    run.release();
+    let out = run.finish();
+    assert_eq!(out.code, 4, "the run must not publish files gc collected: {}", out.stderr);
+    assert_eq!(commits(&ds), 2, "the first publish and the gc");
+    assert_eq!(check_show(&ds)["partitions"], before["partitions"], "the current version is whole");
+}
