@@ -14,14 +14,15 @@ pub struct Copied {
     pub sha256: String,
 }
 
-/// Copy `objects` under `dest`, each keeping its file name. Each put is atomic (readers of
+/// Copy `objects` under `dest`, each keeping its path under the source prefix (its file name
+/// for a single object). Each put is atomic (readers of
 /// `dest` never see half an object); an existing object with the same name is replaced.
 /// Up to 8 objects are read at once.
 pub fn copy_objects(objects: &[SourceObject], dest: &Storage) -> Result<Vec<Copied>, ExtractError> {
     let mut out = Vec::with_capacity(objects.len());
-    for raw in prefetch(objects.to_vec(), 8, 256 << 20) {
+    for (raw, obj) in prefetch(objects.to_vec(), 8, 256 << 20).zip(objects) {
         let raw = raw?;
-        let name = raw.object.uri.rsplit('/').next().unwrap_or("object").to_string();
+        let name = obj.name().to_string();
         let size = raw.bytes.len() as u64;
         dest.put(&name, raw.bytes)?;
         tracing::info!(source = %raw.object.uri, dest = %dest.uri_of(&name), size, "copied");

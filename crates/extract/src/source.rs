@@ -81,6 +81,14 @@ pub struct SourceObject {
 impl SourceObject {
     /// Read the object, at the version it was listed with (see [`Storage::get_version`]),
     /// and checksum it.
+    /// Its path under the source prefix (folders kept), or its file name for a single object.
+    pub fn name(&self) -> &str {
+        match self.rel.is_empty() {
+            true => self.meta.uri.rsplit('/').next().unwrap_or("object"),
+            false => &self.rel,
+        }
+    }
+
     pub fn fetch(&self) -> Result<RawObject, ExtractError> {
         self.storage.block_on(self.fetch_async())?
     }

@@ -165,9 +165,19 @@ impl Storage {
     /// Every object under a root-relative prefix, sorted by path. Paths returned are
     /// root-relative.
     pub fn list(&self, rel_prefix: &str) -> Result<Vec<(String, ObjectMeta)>, ExtractError> {
+        self.list_after(rel_prefix, None)
+    }
+
+    /// [`Storage::list`], only the objects whose path sorts after `rel_offset` (a `start-after`
+    /// on S3), so listing the end of a long history costs no more than its end.
+    pub fn list_after(&self, rel_prefix: &str, rel_offset: Option<&str>) -> Result<Vec<(String, ObjectMeta)>, ExtractError> {
         let prefix = self.full_path(rel_prefix);
         let root = self.root.path.as_ref().to_string();
-        let mut metas: Vec<ObjectMeta> = match self.block_on(self.root.store.list(Some(&prefix)).try_collect::<Vec<_>>())? {
+        let stream = match rel_offset {
+            Some(o) => self.root.store.list_with_offset(Some(&prefix), &self.full_path(o)),
+            None => self.root.store.list(Some(&prefix)),
+        };
+        let mut metas: Vec<ObjectMeta> = match self.block_on(stream.try_collect::<Vec<_>>())? {
             Ok(m) => m,
             Err(object_store::Error::NotFound { .. }) => Vec::new(),
             Err(e) => return Err(ExtractError::store(self.uri_of(rel_prefix), e)),

@@ -90,13 +90,13 @@ pub fn run(p: &Pipeline, opts: RunOptions) -> Result<RunSummary, SluiceError> {
     let (started, started_at) = (Instant::now(), Utc::now());
     let run_id = run_id(&opts)?;
     let dataset = plan::open_dataset(p, opts.output.as_deref())?;
-    let log = dataset.log()?;
+    let head = dataset.head()?;
     // a run id names one logical run: once it is published, every attempt of it is done
     // (even if its inputs are gone by now)
-    if let Some(c) = store::published_by(&log, &run_id).filter(|_| !opts.dry_run) {
-        return Ok(already_published(&dataset, c, started));
+    if let Some(n) = head.published_by(&run_id).filter(|_| !opts.dry_run) {
+        return Ok(already_published(&dataset, &dataset.read_commit(n)?, started));
     }
-    let plan = plan::plan(p, &opts, &run_id, dataset, log)?;
+    let plan = plan::plan(p, &opts, &run_id, dataset, head)?;
     if opts.dry_run {
         let mut summary = plan.dry_run(started);
         summary.shard = opts.shard.map(|s| s.to_string());

@@ -14,7 +14,7 @@ use sluice_extract::{ObjectRef, SourceSpec, Storage};
 use sluice_transform::DimensionSpec;
 
 use crate::job::RunOptions;
-use crate::store::{self, Commit, Dataset, Snapshot};
+use crate::store::{self, Dataset, Head, Snapshot};
 use crate::summary::{PlannedObject, PlannedPartition, RunSummary};
 use crate::{Pipeline, SluiceError};
 
@@ -34,7 +34,8 @@ pub(crate) struct Plan {
     pub dims: Vec<ObjectRef>,
     pub fingerprints: BTreeMap<String, String>,
     /// The commit log as read when planning, and its state.
-    pub log: Vec<Commit>,
+    /// The log as read when planning (the last checkpoint and the commits after it).
+    pub head: Head,
     pub snapshot: Snapshot,
 }
 
@@ -153,7 +154,7 @@ pub(crate) fn open_dataset(p: &Pipeline, output: Option<&str>) -> Result<Dataset
 }
 
 /// Plan a run on `log`, the dataset's commit log as just read.
-pub(crate) fn plan(p: &Pipeline, opts: &RunOptions, run_id: &str, dataset: Dataset, log: Vec<Commit>) -> Result<Plan, SluiceError> {
+pub(crate) fn plan(p: &Pipeline, opts: &RunOptions, run_id: &str, dataset: Dataset, head: Head) -> Result<Plan, SluiceError> {
     let (partitions, skipped) = list_inputs(p, opts)?;
     let model_uri = opts.model.clone().unwrap_or_else(|| p.model_uri.clone());
     let model_dir = crate::models::local_dir(&model_uri)?;
@@ -166,7 +167,7 @@ pub(crate) fn plan(p: &Pipeline, opts: &RunOptions, run_id: &str, dataset: Datas
             (part.clone(), fingerprint(&p.sha256, &model_id, part, &refs, &dims))
         })
         .collect();
-    let snapshot = store::fold(&log, None);
+    let snapshot = head.snapshot();
     Ok(Plan {
         run_id: run_id.to_string(),
         dataset,
@@ -177,7 +178,7 @@ pub(crate) fn plan(p: &Pipeline, opts: &RunOptions, run_id: &str, dataset: Datas
         model_id,
         dims,
         fingerprints,
-        log,
+        head,
         snapshot,
     })
 }

@@ -99,10 +99,13 @@ pub(crate) fn run_shard(p: &Pipeline, opts: &RunOptions, plan: &Plan, shard: Sha
     let parts = plan.partition_names();
     let mine: Vec<ShardRecord> =
         read_records(&plan.dataset, run_id)?.into_iter().filter(|r| r.shard == shard.index && r.shards == shard.count).collect();
-    let valid = mine
-        .iter()
-        .filter(|r| r.fingerprints == plan.fingerprints && store::touched_since(&plan.log, r.base_commit, run_id, &parts).is_none())
-        .max_by_key(|r| r.recency());
+    let mut valid = None;
+    for r in mine.iter().filter(|r| r.fingerprints == plan.fingerprints) {
+        let since = plan.dataset.commits_after(&plan.head, r.base_commit)?;
+        if store::touched_since(&since, r.base_commit, run_id, &parts).is_none() && valid.is_none_or(|v: &ShardRecord| r.recency() >= v.recency()) {
+            valid = Some(r);
+        }
+    }
     let staged = |summaries| {
         let mut s = RunSummary::new("staged", run_id, &plan.dataset, started).with_partitions(summaries);
         s.shard = Some(shard.to_string());
@@ -192,9 +195,9 @@ pub fn publish(p: &Pipeline, run_id: &str, output: Option<&str>, command: &[Stri
     let started = Instant::now();
     store::validate_run_id(run_id)?;
     let dataset = plan::open_dataset(p, output)?;
-    let log = dataset.log()?;
-    if let Some(c) = store::published_by(&log, run_id) {
-        return Ok(already_published(&dataset, c, started));
+    let head = dataset.head()?;
+    if let Some(n) = head.published_by(run_id) {
+        return Ok(already_published(&dataset, &dataset.read_commit(n)?, started));
     }
     let chosen = choose_records(run_id, &read_records(&dataset, run_id)?)?;
     let first = &chosen[0];
@@ -204,7 +207,7 @@ pub fn publish(p: &Pipeline, run_id: &str, output: Option<&str>, command: &[Stri
     }
     if chosen.iter().all(|r| r.up_to_date) {
         tracing::info!(run_id, "every shard found its partitions up to date; nothing to publish");
-        let snap = store::fold(&log, None);
+        let snap = head.snapshot();
         let current = first.fingerprints.keys().filter_map(|part| snap.partitions.get(part).map(|v| PartitionSummary::of_version(&dataset, part, v)));
         return Ok(RunSummary::new("up_to_date", run_id, &dataset, started).with_partitions(current.collect()).with_commit(snap.commit));
     }

@@ -90,3 +90,25 @@ fn a_large_object_goes_up_to_s3_in_parts() {
     assert_eq!(w.finish().unwrap(), sluice_extract::PutOutcome::Created);
     assert_eq!(s.get("big.bin").unwrap().as_ref(), &data[..]);
 }
+
+/// A prefix source keeps its objects' paths under the prefix (folders included).
+#[test]
+fn copying_a_prefix_keeps_the_folders_under_it() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/sample/emails");
+    let dest = std::env::temp_dir().join(format!("sluice-extract-it-tree-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dest);
+    let out = Command::new(BIN).args([&format!("{}/", src.display()), dest.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut n = 0;
+    for folder in std::fs::read_dir(&src).unwrap() {
+        let folder = folder.unwrap().path();
+        for f in std::fs::read_dir(&folder).unwrap() {
+            let f = f.unwrap().path();
+            let rel = f.strip_prefix(&src).unwrap();
+            assert_eq!(std::fs::read(dest.join(rel)).unwrap(), std::fs::read(&f).unwrap(), "{}", rel.display());
+            n += 1;
+        }
+    }
+    assert!(n > 5);
+    std::fs::remove_dir_all(&dest).unwrap();
+}

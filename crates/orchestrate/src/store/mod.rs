@@ -40,6 +40,7 @@
 //! [`CommitUnknown`]: crate::SluiceError::CommitUnknown
 
 pub mod attempt;
+pub mod checkpoint;
 
 use std::collections::BTreeMap;
 
@@ -49,6 +50,7 @@ use serde::{Deserialize, Serialize};
 use sluice_extract::{PutOutcome, Storage};
 
 pub use attempt::Attempt;
+pub use checkpoint::{Checkpoint, Head};
 
 use crate::SluiceError;
 
@@ -276,8 +278,11 @@ impl Dataset {
         serde_json::from_slice(&bytes).map_err(|e| self.err(&commit_path(n), e))
     }
 
-    /// The state after commit `as_of` (default: the latest).
+    /// The state after commit `as_of` (default: the latest, read from the last checkpoint).
     pub fn snapshot(&self, as_of: Option<u64>) -> Result<Snapshot, SluiceError> {
+        if as_of.is_none() {
+            return Ok(self.head()?.snapshot());
+        }
         let log = self.log()?;
         if let Some(n) = as_of {
             if n > log.len() as u64 {
@@ -319,6 +324,9 @@ impl Dataset {
             match self.storage.put_if_absent(&commit_path(next), Bytes::from(body)) {
                 Ok(PutOutcome::Created) => {
                     tracing::info!(dataset = self.uri(), commit = next, run_id = req.run_id, "committed");
+                    if next % checkpoint::CHECKPOINT_EVERY == 0 {
+                        self.write_checkpoint(next);
+                    }
                     return Ok(CommitOutcome::Committed(next));
                 }
                 Ok(PutOutcome::AlreadyExists) => {}
