@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Opening a dataset with a long history: `sluice show --json` on 10, 10,000 and 10,099
 # commits, with and without checkpoints, on local disk and on S3 (moto on loopback).
-# Prints the median wall of 5 runs, the commits read (from the debug log) and, on S3, the
+# Prints the median wall of $SHOWS runs (default 3), the commits read (from the debug log) and, on S3, the
 # requests moto served. Needs release binaries:
 #   cargo build --release -p sluice-orchestrate --bin sluice -p sluice-extract --bin sluice-extract
 #
@@ -58,7 +58,8 @@ bin, name, ds, moto_log = sys.argv[1:5]
 env = dict(os.environ, SLUICE_LOG="sluice_orchestrate::store=debug")
 walls, read = [], "?"
 start = sum(1 for _ in open(moto_log))
-for _ in range(5):
+shows = int(os.environ.get("SHOWS", "3"))
+for _ in range(shows):
     t = time.perf_counter()
     out = subprocess.run([bin, "show", ds, "--json"], env=env, capture_output=True, text=True, check=True)
     walls.append(time.perf_counter() - t)
@@ -67,7 +68,8 @@ for _ in range(5):
 reqs = ""
 if ds.startswith("s3://"):
     lines = open(moto_log).readlines()[start:]
-    reqs = f", {len([l for l in lines if re.search(r'\"(GET|HEAD) ', l)]) // 5} requests per show"
+    n = len([l for l in lines if re.search('"(GET|HEAD) ', l)])
+    reqs = f", {n // shows} requests per show"
 print(f"{name:34} {statistics.median(walls) * 1000:8.1f} ms  ({read}{reqs})")
 PY
 }

@@ -72,6 +72,11 @@ fn gc_collects_exactly_what_is_out_of_the_window_and_keeps_the_rest() {
     assert_eq!(s["kept"]["current"], 1);
     assert_eq!(s["kept"]["in_window"], 1);
     assert_eq!(s["kept"]["young_attempts"], 1, "the killed run's files are younger than the cutoff");
+    let group = &s["groups"][0];
+    assert_eq!((group["kind"].as_str(), group["name"].as_str()), (Some("version"), Some(format!("{part}@{v1}").as_str())));
+    let v1_files: Vec<&PathBuf> = before.iter().filter(|f| f.starts_with(&d1)).collect();
+    assert_eq!(group["files"], v1_files.len());
+    assert_eq!(group["bytes"], v1_files.iter().map(|f| f.metadata().unwrap().len()).sum::<u64>());
     assert_eq!(data_files(&ds), before, "a dry run deletes nothing");
     assert_eq!(commits(&ds), 3);
 

@@ -445,3 +445,45 @@ fn gc_on_s3() {
 fn gc_on_azure() {
     gc_on_a_bucket(Kind::Azure);
 }
+
+/// A dataset with 101 commits on a bucket: `show` reads checkpoint 100 and one commit; with
+/// the checkpoint damaged it falls back to the log, and says so.
+fn checkpointed_history(kind: Kind) {
+    use sluice_orchestrate::store::{CommitRequest, Dataset, Operation, PartitionVersion};
+    let cloud = Cloud::new(kind, "checkpoint");
+    let ds = Dataset::open(Storage::open(&cloud.uri("ds"), None).unwrap()).unwrap();
+    for i in 0..101u64 {
+        let (run, part) = (format!("r{i}"), format!("date=2013-01-{:02}", i % 28 + 1));
+        let v = PartitionVersion { version: run.clone(), files: vec![], rows: i, fingerprint: String::new(), manifest: String::new(), published_in: 0 };
+        ds.commit(CommitRequest::new(i, Operation::Publish, &run, [(part, Some(v))].into(), &[])).unwrap();
+    }
+    let debug = [("SLUICE_LOG", "sluice_orchestrate::store=debug")];
+    let show_json = ["--log-format", "json", "show", &cloud.uri("ds"), "--json"];
+    // (checkpoint, commits read) from the JSON log
+    let read = |log: &str| {
+        let line = log.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).find(|l| l["fields"]["message"] == "read the log");
+        line.map(|l| (l["fields"]["checkpoint"].as_u64(), l["fields"]["commits_read"].as_u64()))
+    };
+    let out = cloud.sluice(&show_json, &debug);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(read(&out.stderr), Some((Some(100), Some(1))), "{}", out.stderr);
+    let show: Value = serde_json::from_str(out.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!((show["commit"].as_u64(), show["partitions"].as_array().map(Vec::len)), (Some(101), Some(28)));
+
+    cloud.storage().put("ds/_sluice/checkpoints/00000000000000000100.json", b"{damaged".to_vec().into()).unwrap();
+    let out = cloud.sluice(&show_json, &debug);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("skipping a damaged checkpoint"), "{}", out.stderr);
+    assert_eq!(read(&out.stderr), Some((Some(0), Some(101))), "{}", out.stderr);
+    assert_eq!(serde_json::from_str::<Value>(out.stdout.lines().last().unwrap()).unwrap()["partitions"], show["partitions"]);
+}
+
+#[test]
+fn checkpoints_on_s3() {
+    checkpointed_history(Kind::S3);
+}
+
+#[test]
+fn checkpoints_on_azure() {
+    checkpointed_history(Kind::Azure);
+}

@@ -83,6 +83,19 @@ impl Storage {
             .map_err(|e| ExtractError::store(self.uri_of(rel), e))
     }
 
+    /// Read several objects at once (concurrently); `None` for each that does not exist.
+    pub fn get_many_opt(&self, rels: &[String]) -> Result<Vec<Option<Bytes>>, ExtractError> {
+        let reads = rels.iter().map(|rel| async move {
+            let path = self.full_path(rel);
+            match async { self.root.store.get(&path).await?.bytes().await }.await {
+                Ok(b) => Ok(Some(b)),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(ExtractError::store(self.uri_of(rel), e)),
+            }
+        });
+        self.block_on(futures::future::join_all(reads))?.into_iter().collect()
+    }
+
     /// Read an object only if it is still the version seen when it was listed: `If-Match`
     /// on its ETag (on local disk the ETag is inode, modification time and size), or
     /// `If-Unmodified-Since` where the store gives no ETag; and it must have `size` bytes.
@@ -165,18 +178,9 @@ impl Storage {
     /// Every object under a root-relative prefix, sorted by path. Paths returned are
     /// root-relative.
     pub fn list(&self, rel_prefix: &str) -> Result<Vec<(String, ObjectMeta)>, ExtractError> {
-        self.list_after(rel_prefix, None)
-    }
-
-    /// [`Storage::list`], only the objects whose path sorts after `rel_offset` (a `start-after`
-    /// on S3), so listing the end of a long history costs no more than its end.
-    pub fn list_after(&self, rel_prefix: &str, rel_offset: Option<&str>) -> Result<Vec<(String, ObjectMeta)>, ExtractError> {
         let prefix = self.full_path(rel_prefix);
         let root = self.root.path.as_ref().to_string();
-        let stream = match rel_offset {
-            Some(o) => self.root.store.list_with_offset(Some(&prefix), &self.full_path(o)),
-            None => self.root.store.list(Some(&prefix)),
-        };
+        let stream = self.root.store.list(Some(&prefix));
         let mut metas: Vec<ObjectMeta> = match self.block_on(stream.try_collect::<Vec<_>>())? {
             Ok(m) => m,
             Err(object_store::Error::NotFound { .. }) => Vec::new(),

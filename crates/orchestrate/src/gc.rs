@@ -49,10 +49,23 @@ pub struct GcSummary {
     /// Folders of failed or killed attempts removed.
     pub debris: Vec<String>,
     pub records: Vec<String>,
+    /// What is (or would be) deleted, grouped by version, failed run and shard run.
+    pub groups: Vec<Group>,
     pub kept: Kept,
     /// Objects that could not be deleted (they are recorded as collected; the next gc retries).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub failed: Vec<String>,
+}
+
+/// One group of deleted objects.
+#[derive(Debug, Clone, Serialize)]
+pub struct Group {
+    /// `version`, `failed_run` or `shard_records`.
+    pub kind: &'static str,
+    /// `partition@version`, the attempt folder, or the shard run id.
+    pub name: String,
+    pub files: usize,
+    pub bytes: u64,
 }
 
 /// Why versions and folders were kept: counts.
@@ -74,6 +87,7 @@ struct Object {
 struct Plan {
     record: GcRecord,
     delete: Vec<Object>,
+    groups: Vec<Group>,
     kept: Kept,
 }
 
@@ -112,6 +126,10 @@ fn plan(ds: &Dataset, log: &[Commit], cutoff: DateTime<Utc>) -> Result<Plan, Slu
     let mut kept = Kept::default();
     let mut record = GcRecord { cutoff, ..Default::default() };
     let mut delete = Vec::new();
+    let mut groups = Vec::new();
+    let mut group = |kind, name: String, objects: &[(String, u64, DateTime<Utc>)]| {
+        groups.push(Group { kind, name, files: objects.len(), bytes: objects.iter().map(|o| o.1).sum() });
+    };
     // the dataset's objects, grouped by attempt folder; shard records aside
     let mut dirs: BTreeMap<String, Vec<(String, u64, DateTime<Utc>)>> = BTreeMap::new();
     let mut records: BTreeMap<String, Vec<(String, u64, DateTime<Utc>)>> = BTreeMap::new();
@@ -133,7 +151,10 @@ fn plan(ds: &Dataset, log: &[Commit], cutoff: DateTime<Utc>) -> Result<Plan, Slu
                     (true, _, _) => kept.current += 1,
                     (_, true, _) => kept.pinned += 1,
                     (_, _, true) => kept.in_window += 1,
-                    _ => record.versions.push((p.clone(), v.clone())),
+                    _ => {
+                        record.versions.push((p.clone(), v.clone()));
+                        group("version", format!("{p}@{v}"), &objects);
+                    }
                 }
                 !(is_current || pinned || in_window)
             }
@@ -143,6 +164,7 @@ fn plan(ds: &Dataset, log: &[Commit], cutoff: DateTime<Utc>) -> Result<Plan, Slu
                     kept.young_attempts += 1;
                 } else {
                     record.debris.push(dir.clone());
+                    group("failed_run", dir.clone(), &objects);
                 }
                 !young
             }
@@ -155,12 +177,13 @@ fn plan(ds: &Dataset, log: &[Commit], cutoff: DateTime<Utc>) -> Result<Plan, Slu
         let published = store::published_by(log, &run).is_some();
         if published || objects.iter().all(|(_, _, t)| *t < cutoff) {
             record.records.extend(objects.iter().map(|(rel, _, _)| rel.clone()));
+            group("shard_records", run.clone(), &objects);
             delete.extend(objects.into_iter().map(|(rel, size, _)| Object { rel, size }));
         }
     }
     record.files = delete.len() as u64;
     record.bytes = delete.iter().map(|o| o.size).sum();
-    Ok(Plan { record, delete, kept })
+    Ok(Plan { record, delete, groups, kept })
 }
 
 /// Run gc on `ds`: decide on the log as read now, and with `apply` record the decision in a
@@ -170,7 +193,7 @@ pub fn gc(ds: &Dataset, retain: Duration, apply: bool, now: DateTime<Utc>, comma
     for _ in 0..MAX_PLAN_ATTEMPTS {
         let log = ds.log()?;
         let base = log.len() as u64;
-        let Plan { mut record, delete, kept } = plan(ds, &log, cutoff)?;
+        let Plan { mut record, delete, groups, kept } = plan(ds, &log, cutoff)?;
         record.retain_s = retain.as_secs();
         let mut summary = GcSummary {
             status: if apply { "collected" } else { "dry_run" },
@@ -182,6 +205,7 @@ pub fn gc(ds: &Dataset, retain: Duration, apply: bool, now: DateTime<Utc>, comma
             versions_collected: record.versions.iter().map(|(p, v)| format!("{p}@{v}")).collect(),
             debris: record.debris.clone(),
             records: record.records.clone(),
+            groups,
             kept,
             failed: Vec::new(),
         };

@@ -436,7 +436,10 @@ fn dispatch(command: Command, argv: Vec<String>, cancel: &Cancel, progress: bool
         Command::Show { dataset, as_of, json } => {
             let ds = open_dataset(&dataset)?;
             let snap = history::snapshot_as_of(&ds, as_of.as_deref())?;
-            history::check_not_collected(&ds, &snap)?;
+            if as_of.is_some() {
+                // the current versions are never collected; an earlier state may have been
+                history::check_not_collected(&ds, &snap)?;
+            }
             let parts: Vec<_> = snap
                 .partitions
                 .iter()
@@ -480,9 +483,7 @@ fn dispatch(command: Command, argv: Vec<String>, cancel: &Cancel, progress: bool
             if !json {
                 let verb = if apply { "deleted" } else { "would delete" };
                 lines.push(format!("{}: {verb} {} files, {} bytes (versions replaced before {})", s.dataset, s.files, s.bytes, s.cutoff));
-                lines.extend(s.versions_collected.iter().map(|v| format!("  version   {v}")));
-                lines.extend(s.debris.iter().map(|d| format!("  failed run {d}/")));
-                lines.extend(s.records.iter().map(|r| format!("  record    {r}")));
+                lines.extend(s.groups.iter().map(|g| format!("  {:<13}  {:<60}  {:>5} files  {:>12} bytes", g.kind, g.name, g.files, g.bytes)));
                 let k = &s.kept;
                 lines.push(format!("kept: {} current, {} in the window, {} pinned, {} young attempts", k.current, k.in_window, k.pinned, k.young_attempts));
             }

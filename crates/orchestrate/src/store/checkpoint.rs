@@ -4,8 +4,9 @@
 //! `_sluice/checkpoints/N.json` (put-if-absent, so racing writers cannot corrupt it; any
 //! of them may write it, all would write the same): the state after N, and the run ids
 //! published up to N with their commits. [`Dataset::head`] reads the latest checkpoint and
-//! only the commits after it, listed from an offset (object_store's `list_with_offset`, a
-//! `start-after` on S3), so its cost does not grow with the history. A checkpoint that is
+//! only the commits after it, by number from N+1 (several at once) until one is missing, so
+//! its cost does not grow with the history. (A listing from an offset would too on S3, but
+//! object_store's local file system lists the whole folder to apply an offset.) A checkpoint that is
 //! missing is simply not used; one that does not parse or does not match its name is
 //! skipped with a warning (the previous one, or the log from commit 1, is used instead).
 //!
@@ -17,7 +18,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use sluice_extract::PutOutcome;
 
-use super::{commit_path, Commit, Dataset, Operation, PartitionVersion, Snapshot, COMMITS_DIR};
+use super::{commit_path, Commit, Dataset, Operation, PartitionVersion, Snapshot};
 use crate::SluiceError;
 
 pub const CHECKPOINT_EVERY: u64 = 100;
@@ -91,19 +92,28 @@ impl Dataset {
             }
         }
         let from = checkpoint.as_ref().map_or(0, |c| c.commit);
-        let offset = (from > 0).then(|| commit_path(from));
-        let mut tail_numbers: Vec<u64> =
-            self.storage.list_after(COMMITS_DIR, offset.as_deref())?.iter().filter_map(|(rel, _)| number(rel)).filter(|n| *n > from).collect();
-        tail_numbers.sort_unstable();
-        let mut tail = Vec::with_capacity(tail_numbers.len());
-        for (i, n) in tail_numbers.into_iter().enumerate() {
-            if n != from + i as u64 + 1 {
-                return Err(self.err("commit log", format!("commit {} is missing (found {n})", from + i as u64 + 1)));
-            }
-            tail.push(self.read_commit(n)?);
-        }
+        let tail = self.commits_from(from + 1)?;
         tracing::debug!(checkpoint = from, commits_read = tail.len(), "read the log");
         Ok(Head { checkpoint, tail })
+    }
+
+    /// Every commit from `first` on. Commits are contiguous (N+1 is only written by a writer
+    /// that found N), so they are read by number, in growing batches read at once, up to the
+    /// first that does not exist: no listing, whose cost would grow with the history. A
+    /// commit that appears while a batch is read may be missed; the state read is then the
+    /// log as of an instant earlier, as with any read.
+    fn commits_from(&self, first: u64) -> Result<Vec<Commit>, SluiceError> {
+        let (mut out, mut next, mut batch) = (Vec::new(), first, 8u64);
+        loop {
+            let paths: Vec<String> = (next..next + batch).map(commit_path).collect();
+            for (i, bytes) in self.storage.get_many_opt(&paths)?.into_iter().enumerate() {
+                let Some(bytes) = bytes else { return Ok(out) };
+                let c: Commit = serde_json::from_slice(&bytes).map_err(|e| self.err(&paths[i], e))?;
+                out.push(c);
+            }
+            next += batch;
+            batch = (batch * 2).min(64);
+        }
     }
 
     /// The commits after `base`, up to `head`'s latest: from the tail, and those before it

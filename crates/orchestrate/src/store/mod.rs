@@ -6,6 +6,7 @@
 //!
 //! ```text
 //! _sluice/commits/00000000000000000001.json          commit records, zero-padded, put-if-absent
+//! _sluice/checkpoints/00000000000000000100.json      the folded log every 100 commits ([`checkpoint`])
 //! _sluice/runs/<run_id>/shard-00000-of-00004.<attempt>.json   a shard attempt's staging record
 //! <key>=<value>/<run_id>/<attempt>/part-00000.parquet   a version's data files
 //! <key>=<value>/<run_id>/<attempt>/quarantine.parquet   its quarantined rows
