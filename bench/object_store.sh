@@ -28,7 +28,8 @@ print(f"{name:6} {rows} rows out, {wall:.2f} s, {rows / wall:,.0f} rows/s, peak 
 PY
 }
 requests_since() { # line number -> "N requests (GET a, PUT b, ...)"
-  tail -n +"$1" "$MOTO_LOG" | grep -oE '"(GET|PUT|HEAD|POST|DELETE) ' | sort | uniq -c |
+  # moto colours the request of a non-2xx answer: drop escape sequences first
+  tail -n +"$1" "$MOTO_LOG" | sed 's/\x1b\[[0-9;]*m//g' | grep -oE '"(GET|PUT|HEAD|POST|DELETE) ' | sort | uniq -c |
     awk '{ n += $1; s = s sprintf("%s%s %d", (s ? ", " : ""), substr($2, 2), $1) } END { printf "%d requests (%s)", n, s }'
 }
 
