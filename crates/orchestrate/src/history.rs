@@ -89,9 +89,8 @@ fn collected_error(log: &[Commit], partition: &str, version: &str) -> Option<Slu
 
 /// A snapshot whose versions all still have their files; time travel to a state gc
 /// collected says which versions and when, instead of listing missing files.
-pub fn check_not_collected(ds: &Dataset, snap: &Snapshot) -> Result<(), SluiceError> {
-    let log = ds.log()?;
-    let gone: Vec<String> = snap.partitions.iter().filter_map(|(p, v)| collected_error(&log, p, &v.version)).map(|e| e.to_string()).collect();
+fn check_not_collected(log: &[Commit], snap: &Snapshot) -> Result<(), SluiceError> {
+    let gone: Vec<String> = snap.partitions.iter().filter_map(|(p, v)| collected_error(log, p, &v.version)).map(|e| e.to_string()).collect();
     match gone.is_empty() {
         true => Ok(()),
         false => Err(SluiceError::Usage(format!("as of commit {}: {}", snap.commit, gone.join("; ")))),
@@ -125,17 +124,21 @@ pub fn pin(ds: &Dataset, partition: &str, version: &str, pinned: bool, note: Opt
 
 /// Where to time-travel to: a commit number or an RFC 3339 time.
 pub fn snapshot_as_of(ds: &Dataset, as_of: Option<&str>) -> Result<Snapshot, SluiceError> {
-    match as_of {
-        None => ds.snapshot(None),
-        Some(s) => match s.parse::<u64>() {
-            Ok(n) => ds.snapshot(Some(n)),
-            Err(_) => {
-                let t = DateTime::parse_from_rfc3339(s)
-                    .map_err(|e| SluiceError::Usage(format!("--as-of '{s}': not a commit number or an RFC 3339 time ({e})")))?;
-                ds.snapshot_at(t.with_timezone(&Utc))
-            }
-        },
-    }
+    // the current versions are never collected; an earlier state may have been
+    let Some(s) = as_of else { return ds.snapshot(None) };
+    let log = ds.log()?;
+    let n = match s.parse::<u64>() {
+        Ok(n) => n,
+        Err(_) => {
+            let t = DateTime::parse_from_rfc3339(s)
+                .map_err(|e| SluiceError::Usage(format!("--as-of '{s}': not a commit number or an RFC 3339 time ({e})")))?;
+            // the last commit at or before t
+            log.iter().filter(|c| c.timestamp <= t.with_timezone(&Utc)).map(|c| c.commit).max().unwrap_or(0)
+        }
+    };
+    let snap = ds.snapshot_in(&log, n)?;
+    check_not_collected(&log, &snap)?;
+    Ok(snap)
 }
 
 /// Where to re-point a partition: a version id (`--to`), or the state as of a commit number

@@ -436,10 +436,6 @@ fn dispatch(command: Command, argv: Vec<String>, cancel: &Cancel, progress: bool
         Command::Show { dataset, as_of, json } => {
             let ds = open_dataset(&dataset)?;
             let snap = history::snapshot_as_of(&ds, as_of.as_deref())?;
-            if as_of.is_some() {
-                // the current versions are never collected; an earlier state may have been
-                history::check_not_collected(&ds, &snap)?;
-            }
             let parts: Vec<_> = snap
                 .partitions
                 .iter()

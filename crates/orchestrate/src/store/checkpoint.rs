@@ -57,15 +57,7 @@ impl Head {
             Some(c) => Snapshot { commit: c.commit, partitions: c.partitions.clone() },
             None => Snapshot::default(),
         };
-        for c in &self.tail {
-            for (p, v) in &c.partitions {
-                match v {
-                    Some(v) => snap.partitions.insert(p.clone(), v.clone()),
-                    None => snap.partitions.remove(p),
-                };
-            }
-            snap.commit = c.commit;
-        }
+        self.tail.iter().for_each(|c| snap.apply(c));
         snap
     }
 

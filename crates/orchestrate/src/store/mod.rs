@@ -281,23 +281,18 @@ impl Dataset {
 
     /// The state after commit `as_of` (default: the latest, read from the last checkpoint).
     pub fn snapshot(&self, as_of: Option<u64>) -> Result<Snapshot, SluiceError> {
-        if as_of.is_none() {
-            return Ok(self.head()?.snapshot());
+        match as_of {
+            None => Ok(self.head()?.snapshot()),
+            Some(n) => self.snapshot_in(&self.log()?, n),
         }
-        let log = self.log()?;
-        if let Some(n) = as_of {
-            if n > log.len() as u64 {
-                return Err(SluiceError::Usage(format!("{}: no commit {n} (latest is {})", self.uri(), log.len())));
-            }
-        }
-        Ok(fold(&log, as_of))
     }
 
-    /// The state as of a time: the last commit at or before `t`.
-    pub fn snapshot_at(&self, t: DateTime<Utc>) -> Result<Snapshot, SluiceError> {
-        let log = self.log()?;
-        let n = log.iter().filter(|c| c.timestamp <= t).map(|c| c.commit).max().unwrap_or(0);
-        Ok(fold(&log, Some(n)))
+    /// The state after commit `n` of `log` (this dataset's log, as read by the caller).
+    pub fn snapshot_in(&self, log: &[Commit], n: u64) -> Result<Snapshot, SluiceError> {
+        if n > log.len() as u64 {
+            return Err(SluiceError::Usage(format!("{}: no commit {n} (latest is {})", self.uri(), log.len())));
+        }
+        Ok(fold(log, Some(n)))
     }
 
     /// Create the next commit on top of `req.base`, retrying past commits that touched
@@ -459,16 +454,21 @@ pub fn collected_by<'a>(log: &'a [Commit], partition: &str, version: &str) -> Op
 /// The state after commit `as_of` (all of `log` when `None`).
 pub fn fold(log: &[Commit], as_of: Option<u64>) -> Snapshot {
     let mut snap = Snapshot::default();
-    for c in log.iter().take_while(|c| as_of.is_none_or(|n| c.commit <= n)) {
+    log.iter().take_while(|c| as_of.is_none_or(|n| c.commit <= n)).for_each(|c| snap.apply(c));
+    snap
+}
+
+impl Snapshot {
+    /// The state after `c`, the commit following this state.
+    pub fn apply(&mut self, c: &Commit) {
         for (p, v) in &c.partitions {
             match v {
-                Some(v) => snap.partitions.insert(p.clone(), v.clone()),
-                None => snap.partitions.remove(p),
+                Some(v) => self.partitions.insert(p.clone(), v.clone()),
+                None => self.partitions.remove(p),
             };
         }
-        snap.commit = c.commit;
+        self.commit = c.commit;
     }
-    snap
 }
 
 /// `key=value`, with a value that is safe as one path segment.
