@@ -22,6 +22,7 @@ mod gc;
 mod history;
 mod ops;
 mod proxy;
+mod quality;
 mod run;
 mod stores;
 mod text;

@@ -454,7 +454,7 @@ fn checkpointed_history(kind: Kind) {
     let ds = Dataset::open(Storage::open(&cloud.uri("ds"), None).unwrap()).unwrap();
     for i in 0..101u64 {
         let (run, part) = (format!("r{i}"), format!("date=2013-01-{:02}", i % 28 + 1));
-        let v = PartitionVersion { version: run.clone(), files: vec![], rows: i, fingerprint: String::new(), manifest: String::new(), published_in: 0 };
+        let v = PartitionVersion { version: run.clone(), files: vec![], rows: i, fingerprint: String::new(), manifest: String::new(), published_in: 0, checks: None };
         ds.commit(CommitRequest::new(i, Operation::Publish, &run, [(part, Some(v))].into(), &[])).unwrap();
     }
     let debug = [("SLUICE_LOG", "sluice_orchestrate::store=debug")];

@@ -46,7 +46,7 @@ fn main() -> anyhow::Result<()> {
     let mut frames = Vec::new();
     for f in &files {
         let ing = read_csv(&f.display().to_string(), &std::fs::read(f)?, &p.csv)?;
-        frames.push(transformer.apply(ing.frame)?.frame.lazy());
+        frames.push(transformer.apply(ing.frame, &[])?.frame.lazy());
     }
     let all = concat(frames, UnionArgs::default())?.filter(col("arr_delay").is_not_null()).collect()?;
     tracing::info!(rows = all.height(), files = files.len(), "features built");

@@ -5,6 +5,7 @@ use sluice_infer::InferError;
 use sluice_transform::TransformError;
 use thiserror::Error;
 
+use crate::audit::CheckResult;
 use crate::runtime::{RuntimeError, StageError};
 
 /// Exit codes: 0 success (or already up to date), 99 nothing to do, 2 usage, pipeline-file or
@@ -32,6 +33,12 @@ pub enum SluiceError {
     BadInput(String),
     #[error("partition {partition}: {quarantined} of {rows} rows quarantined ({fraction:.2}%), above the pipeline's limit of {limit:.2}%; the first: {first}")]
     TooManyBadRows { partition: String, rows: u64, quarantined: u64, fraction: f64, limit: f64, first: String },
+    /// `error` checks failed on the staged version: nothing was published; the files stay
+    /// for review (see `sluice publish --override-checks`).
+    #[error("checks failed on run {run_id}: {}; nothing was published. The staged files are kept for review at {}; to publish them anyway: sluice publish {pipeline} --run {run_id} --override-checks \"<reason>\"",
+            failed.iter().map(|(p, r)| format!("{p} {} = {} (expected {})", r.name, r.value.map_or("none".into(), |v| format!("{v:.4}")), r.expected)).collect::<Vec<_>>().join("; "),
+            staged_at.join(", "))]
+    ChecksFailed { run_id: String, pipeline: String, failed: Vec<(String, CheckResult)>, staged_at: Vec<String> },
     #[error("commit conflict on {dataset}: {reason}")]
     Conflict { dataset: String, reason: String },
     /// The commit write itself failed: it may or may not have landed.
@@ -69,14 +76,20 @@ impl SluiceError {
         match self {
             SluiceError::Pipeline { .. } | SluiceError::Usage(_) => exit::USAGE,
             SluiceError::NoInput { .. } => exit::NOTHING_TO_DO,
-            SluiceError::BadInput(_) | SluiceError::TooManyBadRows { .. } => exit::BAD_INPUT,
+            SluiceError::BadInput(_) | SluiceError::TooManyBadRows { .. } | SluiceError::ChecksFailed { .. } => exit::BAD_INPUT,
             SluiceError::Transform(
                 TransformError::MissingColumn { .. }
                 | TransformError::EmptyFile { .. }
                 | TransformError::BadRow { .. }
                 | TransformError::BadValue { .. }
-                | TransformError::Parse { .. },
+                | TransformError::Parse { .. }
+                | TransformError::StepData { .. }
+                | TransformError::WrongContent { .. },
             ) => exit::BAD_INPUT,
+            // the pipeline's SQL or checks do not fit the data's columns
+            SluiceError::Transform(TransformError::Step { .. } | TransformError::Check { .. } | TransformError::RowCountChanged { .. }) => {
+                exit::USAGE
+            }
             SluiceError::Conflict { .. } | SluiceError::Changed { .. } => exit::CONFLICT,
             SluiceError::Extract(ExtractError::Changed { .. }) => exit::CONFLICT,
             SluiceError::Extract(
@@ -90,6 +103,19 @@ impl SluiceError {
             }
             SluiceError::Stage(s) => s.error.exit_code(),
             _ => exit::OTHER,
+        }
+    }
+
+    /// Fields the summary line carries besides the message: the failed checks.
+    pub fn details(&self) -> Option<serde_json::Value> {
+        match self {
+            SluiceError::ChecksFailed { run_id, failed, staged_at, .. } => Some(serde_json::json!({
+                "run_id": run_id,
+                "checks_failed": failed.iter().map(|(p, r)| serde_json::json!({"partition": p, "check": r})).collect::<Vec<_>>(),
+                "staged_at": staged_at,
+            })),
+            SluiceError::Stage(s) => s.error.details(),
+            _ => None,
         }
     }
 

@@ -20,9 +20,10 @@ use sluice_extract::source::{prefetch, SourceObject};
 use sluice_extract::storage::ObjectWriter;
 use sluice_extract::{ObjectRef, RawObject, Storage};
 use sluice_infer::{choose_device, BatchPolicy, EmbeddingModel, TabularModel};
-use sluice_transform::ingest::first_bad_row;
+use sluice_transform::ingest::{first_bad_row, LINE};
+use sluice_transform::steps::OBJECT;
 use sluice_transform::{
-    read_csv, read_emails, read_ndjson, read_parquet, CsvSpec, Dimensions, Ingested, TransformError, Transformer,
+    read_csv, read_emails, read_ndjson, read_parquet, CsvSpec, Dimensions, Ingested, Isolated, TransformError, Transformer,
 };
 
 use crate::features::{embedding_column, tabular_batch};
@@ -122,7 +123,7 @@ impl TransformStage {
             return Ok(read_emails(&objects)?);
         }
         let mut parts = Vec::with_capacity(item.objects.len());
-        for o in &item.objects {
+        for (i, o) in item.objects.iter().enumerate() {
             let (uri, bytes) = (o.object.uri.as_str(), &o.bytes[..]);
             let format = match self.format {
                 SourceFormat::Auto => SourceFormat::of_extension(uri).ok_or_else(|| {
@@ -130,11 +131,17 @@ impl TransformStage {
                 })?,
                 f => f,
             };
-            parts.push(match format {
-                SourceFormat::Ndjson => read_ndjson(uri, bytes, &self.csv.columns)?,
-                SourceFormat::Parquet => read_parquet(uri, bytes, &self.csv.columns)?,
+            let mut part = match format {
+                SourceFormat::Ndjson => read_ndjson(uri, bytes, &self.csv)?,
+                SourceFormat::Parquet => read_parquet(uri, bytes, &self.csv)?,
                 _ => read_csv(uri, bytes, &self.csv)?,
-            });
+            };
+            // which object each row came from, for a row a step fails on
+            let n = part.frame.height();
+            part.frame
+                .with_column(Column::new_scalar(OBJECT.into(), Scalar::from(i as u32), n))
+                .map_err(|e| SluiceError::other("numbering the item's objects", e))?;
+            parts.push(part);
         }
         if parts.len() == 1 {
             return Ok(parts.remove(0));
@@ -169,17 +176,36 @@ impl Stage for TransformStage {
                 .with_column(Column::new_scalar(key.into(), Scalar::from(PlSmallStr::from(value)), n))
                 .map_err(|e| (part.clone(), SluiceError::other("adding the partition column", e)))?;
         }
-        let t = self.transformer.apply(ing.frame).map_err(|e| (part, e.into()))?;
+        let names: Vec<&str> = item.objects.iter().map(|o| o.object.uri.as_str()).collect();
+        let t = self.transformer.apply(ing.frame, &names).map_err(|e| (part.clone(), e.into()))?;
+        let quarantine = with_isolated(ing.quarantine, &t.isolated).map_err(|e| (part, e))?;
         let inputs = item.objects.iter().map(|o| InputRecord { object: o.object.clone(), sha256: o.sha256.clone() }).collect();
         Ok(Batch {
             partition: item.partition,
             inputs,
-            frame: t.frame,
-            quarantine: ing.quarantine,
+            frame: t.frame.drop_many([LINE, OBJECT]),
+            quarantine,
             rows_read: ing.rows_read,
             filtered: t.filtered,
         })
     }
+}
+
+/// The quarantine plus the rows a step failed on (rule `step`).
+fn with_isolated(quarantine: DataFrame, isolated: &[Isolated]) -> Result<DataFrame, SluiceError> {
+    if isolated.is_empty() {
+        return Ok(quarantine);
+    }
+    let rows = df!(
+        "file" => isolated.iter().map(|r| r.file.clone()).collect::<Vec<_>>(),
+        "line" => isolated.iter().map(|r| r.line.unwrap_or(0)).collect::<Vec<_>>(),
+        "column" => isolated.iter().map(|r| r.column.clone()).collect::<Vec<_>>(),
+        "value" => isolated.iter().map(|r| r.value.clone()).collect::<Vec<_>>(),
+        "rule" => vec!["step"; isolated.len()],
+        "reason" => isolated.iter().map(|r| format!("step '{}': {}", r.step, r.reason)).collect::<Vec<_>>(),
+    )
+    .map_err(|e| SluiceError::other("quarantining rows a step failed on", e))?;
+    quarantine.vstack(&rows).map_err(|e| SluiceError::other("quarantining rows a step failed on", e))
 }
 
 /// The loaded model a run scores with; shared by the infer workers.
@@ -408,7 +434,10 @@ pub(crate) fn execute(
         .stage("transform", p.runtime.transform_workers, |_| TransformStage {
             format: p.source.format,
             csv: p.csv.clone(),
-            transformer: Transformer::new(&dims, p.steps.clone()),
+            transformer: match p.source.on_bad_rows {
+                OnBadRows::Fail => Transformer::new(&dims, p.steps.clone()),
+                OnBadRows::Quarantine => Transformer::new(&dims, p.steps.clone()).isolating(p.source.max_bad_fraction),
+            },
             fail_on_bad_rows: p.source.on_bad_rows == OnBadRows::Fail,
         })
         .stage("infer", p.runtime.infer_workers, |_| InferStage {

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use serde_json::json;
 
+use crate::audit::CheckTally;
 use crate::store::{self, Commit, CommitOutcome, CommitRequest, Dataset, Operation, PartitionVersion, PinChange, Snapshot};
 use crate::summary::{PartitionSummary, RunSummary};
 use crate::SluiceError;
@@ -30,6 +31,9 @@ pub struct HistoryEntry {
     pub pinned: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// The pipeline's checks on a published version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checks: Option<CheckTally>,
 }
 
 pub fn history(log: &[Commit], partition: Option<&str>) -> Vec<HistoryEntry> {
@@ -50,6 +54,7 @@ pub fn history(log: &[Commit], partition: Option<&str>) -> Vec<HistoryEntry> {
                 previous: c.previous.get(p).cloned().flatten(),
                 pinned: None,
                 note: None,
+                checks: v.as_ref().and_then(|v| v.checks.clone()).filter(|_| c.operation == Operation::Publish),
             });
         }
         let entry = |partition: &str, version: &str| HistoryEntry {
@@ -63,6 +68,7 @@ pub fn history(log: &[Commit], partition: Option<&str>) -> Vec<HistoryEntry> {
             previous: None,
             pinned: None,
             note: None,
+            checks: None,
         };
         let wanted = |p: &str| partition.is_none_or(|want| want == p);
         for pin in c.pins.iter().filter(|pin| wanted(&pin.partition)) {
@@ -236,6 +242,7 @@ pub fn rollback(ds: &Dataset, target: &RollbackTarget, command: &[String]) -> Re
             files: v.iter().flat_map(|v| v.files.iter().map(|f| ds.uri_of(f))).collect(),
             quarantine_files: Vec::new(),
             manifest: v.as_ref().map(|v| ds.uri_of(&v.manifest)),
+            checks: Vec::new(),
         })
         .collect();
     if moves.is_empty() {

@@ -5,8 +5,9 @@
 //!    naming its commit); a shard goes to [`shards`](crate::shards); a plan whose every
 //!    partition is current is `up_to_date` (unless `--force`).
 //! 3. [`execute`](crate::execute) the stages, writing through a new [`Attempt`] of the run.
-//! 4. [`publish`](crate::publish) one commit on the state of step 1. On any failure the
-//!    attempt removes what it created, unless a commit may have landed.
+//! 4. [`publish`](crate::publish) one commit on the state of step 1, after the
+//!    [`audit`](crate::audit) checks. On any failure the attempt removes what it created,
+//!    unless a commit may have landed, or checks failed (the version is held for review).
 //!
 //! [`Attempt`]: crate::store::Attempt
 
@@ -43,6 +44,8 @@ pub struct RunOptions {
     pub shard: Option<Shard>,
     /// Draw a progress bar on stderr (the CLI sets it when stderr is a terminal).
     pub progress: bool,
+    /// Publish even if `error` checks fail, recording this reason.
+    pub override_checks: Option<String>,
     pub cancel: Cancel,
 }
 
@@ -151,15 +154,26 @@ fn execute_and_publish(
     hooks::checkpoint("commit", &opts.cancel)?;
     let bottleneck = report.get("bottleneck").and_then(|b| b.as_str()).map(str::to_string);
     let publication = Publication {
+        current: &plan.snapshot.partitions,
+        override_checks: opts.override_checks.as_deref(),
         p,
         dataset: &plan.dataset,
         model_dir: plan.model_uri.clone(),
         model_id: &plan.model_id,
         dim_refs: &plan.dims,
         command: &opts.command,
-        stages: report,
+        stages: report.clone(),
         started_at,
         base_commit: plan.base(),
     };
-    Ok((publish_staged(attempt, &publication, &staged)?, bottleneck))
+    match publish_staged(attempt, &publication, &staged) {
+        Ok(published) => Ok((published, bottleneck)),
+        Err(e @ SluiceError::ChecksFailed { .. }) => {
+            // keep the version for review: a staging record makes it publishable with
+            // `sluice publish --override-checks`
+            shards::hold(p, opts, plan, attempt, staged, report, started_at)?;
+            Err(e)
+        }
+        Err(e) => Err(e),
+    }
 }

@@ -7,6 +7,7 @@
 //!   - [`plan`]: partitions, input objects, fingerprints and the state decisions are made on.
 //!   - [`execute`]: extract -> transform -> infer -> write, on the runtime.
 //!   - [`publish`]: row accounting, manifests, the commit.
+//!   - [`audit`]: `[[checks]]` on the staged versions before the commit (write-audit-publish).
 //!   - [`shards`]: `--shard I/N` stages a share of a run; `sluice publish` commits them all.
 //! - [`summary`]: the JSON summary line.
 //! - [`hooks`]: test hooks at named points of a run (hold, panic).
@@ -19,6 +20,7 @@
 //! - [`models`]: model URIs -> local folders (a cache keyed by the objects' ETags).
 //! - [`error`]: [`SluiceError`] and the exit-code contract.
 
+pub mod audit;
 pub mod error;
 pub mod execute;
 pub mod features;

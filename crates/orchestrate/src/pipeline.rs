@@ -21,8 +21,9 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 use sha2::{Digest, Sha256};
-use sluice_transform::{ColumnType, CsvSpec, DimensionSpec, Step};
+use sluice_transform::{ColumnType, Contract, Contracts, CsvSpec, DateParts, DimensionSpec, Rule, Step};
 
+use crate::audit::{CheckKind, CheckSpec, Severity};
 use crate::SluiceError;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -53,6 +54,88 @@ pub struct SourceConfig {
     /// `datetime`); required for CSV, optional for NDJSON and Parquet, none for email.
     #[serde(default)]
     pub columns: BTreeMap<String, String>,
+    /// Row-level rules per declared column (`[source.contracts]`); a row that breaks one is
+    /// quarantined with the column, value and rule.
+    #[serde(default)]
+    pub contracts: BTreeMap<String, ContractConfig>,
+    /// Declared columns that together must be a real calendar date: `[["year", "month", "day"]]`.
+    #[serde(default)]
+    pub valid_dates: Vec<Vec<String>>,
+}
+
+/// The rules on one column, e.g. `month = { min = 1, max = 12 }`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContractConfig {
+    #[serde(default)]
+    pub not_null: bool,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    /// The allowed values (strings or numbers, compared as text).
+    pub allowed: Option<Vec<toml::Value>>,
+    /// A regular expression the value (as text) must match (a search; anchor with `^…$`).
+    pub regex: Option<String>,
+}
+
+/// A `[[checks]]` entry as written: a name, exactly one of `sql`, `row_count_change`,
+/// `null_fraction` or `drift`, bounds, and a severity.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckConfig {
+    name: String,
+    #[serde(default)]
+    severity: Severity,
+    /// A query over the table `output` returning one value, held to `min`/`max`.
+    sql: Option<String>,
+    /// The largest allowed |new − current| / current row count of the partition.
+    row_count_change: Option<f64>,
+    /// A column whose null fraction is held to `min`/`max`.
+    null_fraction: Option<String>,
+    /// A column whose population stability index against the current version is held to `max`.
+    drift: Option<String>,
+    /// Quantile bins for `drift` (default 10: deciles).
+    bins: Option<usize>,
+    min: Option<f64>,
+    max: Option<f64>,
+}
+
+impl CheckConfig {
+    fn into_spec(self, at: &str, errors: &mut Vec<String>) -> Option<CheckSpec> {
+        let CheckConfig { name, severity, sql, row_count_change, null_fraction, drift, bins, min, max } = self;
+        let mut err = |m: &str| errors.push(format!("{at}: {m}"));
+        let kind = match (sql, row_count_change, null_fraction, drift) {
+            (Some(sql), None, None, None) => CheckKind::Sql(sql),
+            (None, Some(c), None, None) => CheckKind::RowCountChange(c),
+            (None, None, Some(c), None) => CheckKind::NullFraction(c),
+            (None, None, None, Some(column)) => CheckKind::Drift { column, bins: bins.unwrap_or(10) },
+            _ => {
+                err("give exactly one of 'sql', 'row_count_change', 'null_fraction' or 'drift'");
+                return None;
+            }
+        };
+        match &kind {
+            CheckKind::Sql(_) | CheckKind::NullFraction(_) if min.is_none() && max.is_none() => err("give 'min', 'max' or both"),
+            CheckKind::RowCountChange(c) if *c < 0.0 || min.is_some() || max.is_some() => {
+                err("row_count_change is the largest allowed relative change (e.g. 0.5 for ±50%); no 'min'/'max'")
+            }
+            CheckKind::Drift { bins, .. } if max.is_none() || min.is_some() || !(2..=100).contains(bins) => {
+                err("drift needs 'max' (the largest allowed PSI, e.g. 0.25), no 'min', and 'bins' between 2 and 100")
+            }
+            _ => {}
+        }
+        if bins.is_some() && !matches!(kind, CheckKind::Drift { .. }) {
+            err("'bins' applies to a drift check");
+        }
+        if let (Some(a), Some(b)) = (min, max) {
+            if a > b {
+                err(&format!("min {a} is above max {b}"));
+            }
+        }
+        if !valid_name(&name) {
+            err("name must be letters, digits and '_'");
+        }
+        Some(CheckSpec { name, severity, kind, min, max })
+    }
 }
 
 /// The source formats sluice reads.
@@ -72,8 +155,11 @@ pub enum SourceFormat {
 impl SourceFormat {
     /// The format an object's extension names: .csv, .ndjson/.jsonl, .parquet.
     pub fn of_extension(uri: &str) -> Option<Self> {
-        let ext = uri.rsplit_once('.')?.1.to_ascii_lowercase();
-        match ext.as_str() {
+        let lower = uri.to_ascii_lowercase();
+        // compression is recognised by content; the name's format is under it
+        let uri = [".gz", ".zst", ".zstd"].iter().find_map(|c| lower.strip_suffix(c)).unwrap_or(&lower);
+        let ext = uri.rsplit_once('.')?.1;
+        match ext {
             "csv" => Some(SourceFormat::Csv),
             "ndjson" | "jsonl" => Some(SourceFormat::Ndjson),
             "parquet" => Some(SourceFormat::Parquet),
@@ -258,10 +344,12 @@ pub struct Pipeline {
     pub model_uri: String,
     pub output: OutputConfig,
     pub runtime: RuntimeConfig,
+    /// `[[checks]]`, run on each staged version before it is published.
+    pub checks: Vec<CheckSpec>,
 }
 
-const SECTIONS: [&str; 10] =
-    ["name", "params", "source", "partition", "dimensions", "transform", "model", "output", "runtime", "storage"];
+const SECTIONS: [&str; 11] =
+    ["name", "params", "source", "partition", "dimensions", "transform", "checks", "model", "output", "runtime", "storage"];
 
 /// Replace `{name}` for every param; other placeholders stay.
 fn substitute(s: &str, params: &BTreeMap<String, String>) -> String {
@@ -352,6 +440,7 @@ impl Pipeline {
             d.uri = d.uri.as_ref().map(|u| substitute(u, &params));
         }
         let steps: Vec<TypedStep> = doc.array("transform", &mut errors);
+        let check_configs: Vec<CheckConfig> = doc.array("checks", &mut errors);
 
         // source
         let mut csv = None;
@@ -379,7 +468,8 @@ impl Pipeline {
             if let Err(e) = sluice_extract::Location::parse(&s.uri.replace(['{', '}'], "_"), Some(&base)) {
                 errors.push(format!("source.uri: {e}"));
             }
-            csv = Some(CsvSpec { columns, null_values: s.null_values.clone(), separator: sep });
+            let contracts = contracts(s, &columns, &mut errors);
+            csv = Some(CsvSpec { columns, null_values: s.null_values.clone(), separator: sep, contracts });
         }
         if let Some(p) = &partition {
             if !valid_name(&p.key) {
@@ -415,7 +505,7 @@ impl Pipeline {
                             dimensions.push(DimensionSpec::Csv {
                                 name: d.name.clone(),
                                 file: loc.uri,
-                                spec: CsvSpec { columns, null_values: d.null_values.clone(), separator: b',' },
+                                spec: CsvSpec { columns, null_values: d.null_values.clone(), separator: b',', contracts: Contracts::default() },
                                 unique_on: d.unique_on.clone(),
                             });
                         }
@@ -439,6 +529,16 @@ impl Pipeline {
                 errors.push(format!("transform[{i}] '{}': {e}", step.name()));
             }
             parsed_steps.push(step);
+        }
+
+        // checks
+        let mut checks = Vec::new();
+        for (i, c) in check_configs.into_iter().enumerate() {
+            let at = format!("checks[{i}] '{}'", c.name);
+            if checks.iter().any(|k: &CheckSpec| k.name == c.name) {
+                errors.push(format!("{at}: the name is already used"));
+            }
+            checks.extend(c.into_spec(&at, &mut errors));
         }
 
         // model
@@ -505,6 +605,7 @@ impl Pipeline {
                 model_uri,
                 output,
                 runtime,
+                checks,
             }),
             _ => Err(fail(errors)),
         }
@@ -589,6 +690,73 @@ fn column_types(cols: &BTreeMap<String, String>, at: &str, errors: &mut Vec<Stri
             }
         })
         .collect()
+}
+
+/// The source's `[source.contracts]` and `valid_dates`, checked against its declared columns.
+fn contracts(s: &SourceConfig, columns: &[(String, ColumnType)], errors: &mut Vec<String>) -> Contracts {
+    let type_of = |c: &str| columns.iter().find(|(n, _)| n == c).map(|(_, t)| *t);
+    let numeric = |t: ColumnType| matches!(t, ColumnType::I32 | ColumnType::I64 | ColumnType::F32 | ColumnType::F64);
+    let mut out = Contracts::default();
+    for (column, c) in &s.contracts {
+        let at = format!("source.contracts.{column}");
+        let Some(ty) = type_of(column) else {
+            errors.push(format!("{at}: '{column}' is not a declared column (source.columns)"));
+            continue;
+        };
+        let mut rule = |r: Rule| out.rules.push(Contract { column: column.clone(), rule: r });
+        if c.not_null {
+            rule(Rule::NotNull);
+        }
+        if (c.min.is_some() || c.max.is_some()) && !numeric(ty) {
+            errors.push(format!("{at}: min/max apply to numeric columns; '{column}' is {ty}"));
+        }
+        if let (Some(a), Some(b)) = (c.min, c.max) {
+            if a > b {
+                errors.push(format!("{at}: min {a} is above max {b}"));
+            }
+        }
+        c.min.map(|m| rule(Rule::Min(m)));
+        c.max.map(|m| rule(Rule::Max(m)));
+        if let Some(values) = &c.allowed {
+            let text: Vec<String> = values
+                .iter()
+                .map(|v| match v {
+                    toml::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect();
+            if text.is_empty() {
+                errors.push(format!("{at}.allowed: list at least one value"));
+            }
+            rule(Rule::Allowed(text));
+        }
+        if let Some(r) = &c.regex {
+            match regex::Regex::new(r) {
+                Ok(_) => rule(Rule::Regex(r.clone())),
+                Err(e) => errors.push(format!("{at}.regex: {e}")),
+            }
+        }
+        if !c.not_null && c.min.is_none() && c.max.is_none() && c.allowed.is_none() && c.regex.is_none() {
+            errors.push(format!("{at}: no rule (not_null, min, max, allowed, regex)"));
+        }
+    }
+    for (i, parts) in s.valid_dates.iter().enumerate() {
+        let at = format!("source.valid_dates[{i}]");
+        match parts.as_slice() {
+            [y, m, d] => {
+                for c in [y, m, d] {
+                    match type_of(c) {
+                        Some(t) if numeric(t) || t == ColumnType::Str => {}
+                        Some(t) => errors.push(format!("{at}: '{c}' is {t}; date parts are integers or text")),
+                        None => errors.push(format!("{at}: '{c}' is not a declared column (source.columns)")),
+                    }
+                }
+                out.dates.push(DateParts { year: y.clone(), month: m.clone(), day: d.clone() });
+            }
+            _ => errors.push(format!("{at}: give the year, month and day columns, e.g. [\"year\", \"month\", \"day\"]")),
+        }
+    }
+    out
 }
 
 fn separator(s: &str, at: &str, errors: &mut Vec<String>) -> u8 {

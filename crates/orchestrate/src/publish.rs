@@ -11,8 +11,9 @@ use serde_json::json;
 use sluice_extract::ObjectRef;
 use sluice_transform::ingest::first_bad_row;
 
+use crate::audit::{self, CheckResult, CheckStatus, CheckTally};
 use crate::execute::{InputRecord, Written};
-use crate::store::{Attempt, CommitOutcome, CommitRequest, Commit, Dataset, Operation, PartitionVersion};
+use crate::store::{self, Attempt, CommitOutcome, CommitRequest, Commit, Dataset, Operation, PartitionVersion};
 use crate::summary::{PartitionSummary, RunSummary};
 use crate::{Pipeline, SluiceError};
 
@@ -92,6 +93,7 @@ impl StagedPartition {
             files: self.files.iter().map(|f| dataset.uri_of(f)).collect(),
             quarantine_files: self.quarantine_files.iter().map(|f| dataset.uri_of(f)).collect(),
             manifest: None,
+            checks: Vec::new(),
         }
     }
 
@@ -133,6 +135,10 @@ pub(crate) struct Publication<'a> {
     pub started_at: chrono::DateTime<Utc>,
     /// The commit the run's decisions were made on.
     pub base_commit: u64,
+    /// The partitions' current versions (what the checks compare with).
+    pub current: &'a BTreeMap<String, PartitionVersion>,
+    /// `--override-checks`: publish even if `error` checks fail, recording this reason.
+    pub override_checks: Option<&'a str>,
 }
 
 /// How a publication ended.
@@ -149,12 +155,14 @@ pub(crate) fn publish_staged(
     publication: &Publication<'_>,
     staged: &BTreeMap<String, StagedPartition>,
 ) -> Result<Published, SluiceError> {
-    let Publication { p, dataset, model_dir, model_id, dim_refs, command, stages, started_at, base_commit } = publication;
+    let Publication { p, dataset, model_dir, model_id, dim_refs, command, stages, started_at, base_commit, override_checks, .. } =
+        publication;
     let run_id = attempt.run_id();
+    let audits = audit_all(publication, run_id, staged)?;
     let mut versions = BTreeMap::new();
     let mut summaries = Vec::new();
     for (part, s) in staged {
-        s.check(p, part)?;
+        let checks = &audits[part];
         let manifest = json!({
             "dataset": dataset.uri(),
             "partition": part,
@@ -174,13 +182,19 @@ pub(crate) fn publish_staged(
             "schema": s.schema.iter().map(|(n, t)| json!({"name": n, "type": t})).collect::<Vec<_>>(),
             "files": s.files,
             "quarantine_files": s.quarantine_files,
+            "checks": checks,
+            "override_checks": override_checks,
             "stages": stages,
             "started_at": started_at,
             "finished_at": Utc::now(),
         });
         let body = serde_json::to_vec_pretty(&manifest).map_err(|e| SluiceError::other("encoding the manifest", e))?;
         let manifest = attempt.put_manifest(part, Bytes::from(body))?;
-        summaries.push(PartitionSummary { manifest: Some(dataset.uri_of(&manifest)), ..s.summary(dataset, part, run_id) });
+        summaries.push(PartitionSummary {
+            manifest: Some(dataset.uri_of(&manifest)),
+            checks: checks.clone(),
+            ..s.summary(dataset, part, run_id)
+        });
         versions.insert(
             part.clone(),
             Some(PartitionVersion {
@@ -190,6 +204,7 @@ pub(crate) fn publish_staged(
                 fingerprint: s.fingerprint.clone(),
                 manifest,
                 published_in: 0,
+                checks: CheckTally::of(checks, *override_checks),
             }),
         );
     }
@@ -198,6 +213,41 @@ pub(crate) fn publish_staged(
         CommitOutcome::Committed(commit) => Published::Committed { commit, partitions: summaries },
         CommitOutcome::AlreadyPublished(commit) => Published::AlreadyPublished { commit },
     })
+}
+
+/// Account for every partition's rows, then run the checks on each: a failed `error`
+/// check stops the publication ([`SluiceError::ChecksFailed`]) unless overridden.
+fn audit_all(
+    publication: &Publication<'_>,
+    run_id: &str,
+    staged: &BTreeMap<String, StagedPartition>,
+) -> Result<BTreeMap<String, Vec<CheckResult>>, SluiceError> {
+    let Publication { p, dataset, current, override_checks, .. } = publication;
+    let mut audits = BTreeMap::new();
+    for (part, s) in staged {
+        s.check(p, part)?;
+        let results = audit::run(&p.checks, dataset, s, current.get(part))?;
+        for r in results.iter().filter(|r| r.status == CheckStatus::Fail) {
+            tracing::warn!(partition = %part, check = %r.name, value = ?r.value, expected = %r.expected, severity = ?r.severity, "check failed");
+        }
+        audits.insert(part.clone(), results);
+    }
+    let failed: Vec<(String, CheckResult)> =
+        audits.iter().flat_map(|(part, rs)| rs.iter().filter(|r| r.blocks()).map(|r| (part.clone(), r.clone()))).collect();
+    match (failed.is_empty(), override_checks) {
+        (true, _) => Ok(audits),
+        (false, Some(reason)) => {
+            tracing::warn!(reason, checks = failed.len(), "publishing despite failed checks (--override-checks)");
+            Ok(audits)
+        }
+        (false, None) => {
+            let staged_at = staged
+                .values()
+                .filter_map(|s| s.files.first().and_then(|f| store::attempt_dir(f)).map(|d| dataset.uri_of(&d)))
+                .collect();
+            Err(SluiceError::ChecksFailed { run_id: run_id.to_string(), pipeline: p.path.display().to_string(), failed, staged_at })
+        }
+    }
 }
 
 /// The summary of a run id that is already published: `up_to_date`, naming its commit and

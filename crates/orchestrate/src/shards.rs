@@ -1,5 +1,6 @@
 //! Sharded runs: `sluice run --shard I/N --run-id ID` stages a share of a run's input, and
-//! `sluice publish --run ID` publishes every shard's share in one commit.
+//! `sluice publish --run ID` publishes every shard's share in one commit. An unsharded run
+//! whose checks failed is held the same way, as shard 0 of 1 ([`hold`]).
 //!
 //! Each shard attempt writes its files through its own [`Attempt`] and then a staging
 //! record (`ShardRecord`) with the commit its decisions were made on (`base_commit`) and the
@@ -23,7 +24,7 @@ use sluice_extract::ObjectRef;
 use crate::job::{RunOptions, Shard};
 use crate::plan::{self, Plan};
 use crate::publish::{already_published, publish_staged, Publication, Published, StagedPartition};
-use crate::store::{self, Dataset};
+use crate::store::{self, Attempt, Dataset};
 use crate::summary::{PartitionSummary, RunSummary};
 use crate::{execute, hooks, Pipeline, SluiceError};
 
@@ -44,6 +45,9 @@ pub struct ShardRecord {
     pub fingerprints: BTreeMap<String, String>,
     /// The plan was already current (same fingerprints) and nothing was processed.
     pub up_to_date: bool,
+    /// An unsharded run whose `error` checks failed: its version, held for review.
+    #[serde(default)]
+    pub held: bool,
     pub pipeline_sha256: String,
     pub model: String,
     pub model_id: String,
@@ -57,10 +61,65 @@ pub struct ShardRecord {
 }
 
 impl ShardRecord {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        p: &Pipeline,
+        opts: &RunOptions,
+        plan: &Plan,
+        attempt: &Attempt,
+        shard: Shard,
+        partitions: BTreeMap<String, StagedPartition>,
+        stages: serde_json::Value,
+        started_at: DateTime<Utc>,
+    ) -> Self {
+        ShardRecord {
+            run_id: plan.run_id.clone(),
+            attempt: attempt.nonce().to_string(),
+            shard: shard.index,
+            shards: shard.count,
+            base_commit: plan.base(),
+            fingerprints: plan.fingerprints.clone(),
+            up_to_date: false,
+            held: false,
+            pipeline_sha256: p.sha256.clone(),
+            model: plan.model_uri.clone(),
+            model_id: plan.model_id.clone(),
+            dimensions: plan.dims.clone(),
+            command: opts.command.clone(),
+            partitions,
+            stages,
+            started_at,
+            finished_at: Utc::now(),
+        }
+    }
+
     /// Newer records win: a later base, then a later finish.
     fn recency(&self) -> (u64, DateTime<Utc>) {
         (self.base_commit, self.finished_at)
     }
+}
+
+fn put_record(attempt: &Attempt, r: &ShardRecord) -> Result<String, SluiceError> {
+    let body = serde_json::to_vec_pretty(r).map_err(|e| SluiceError::other("encoding the staging record", e))?;
+    attempt.put_shard_record(r.shard, r.shards, Bytes::from(body))
+}
+
+/// Hold an unsharded run's version whose `error` checks failed: its files stay, with a
+/// staging record (as shard 0 of 1), so that `sluice publish --run ID --override-checks`
+/// can publish it after review.
+pub(crate) fn hold(
+    p: &Pipeline,
+    opts: &RunOptions,
+    plan: &Plan,
+    attempt: &Attempt,
+    staged: BTreeMap<String, StagedPartition>,
+    stages: serde_json::Value,
+    started_at: DateTime<Utc>,
+) -> Result<(), SluiceError> {
+    let record = ShardRecord { held: true, ..ShardRecord::new(p, opts, plan, attempt, Shard { index: 0, count: 1 }, staged, stages, started_at) };
+    let rel = put_record(attempt, &record)?;
+    tracing::info!(run_id = %plan.run_id, record = %plan.dataset.uri_of(&rel), "checks failed: the version is held for review");
+    Ok(())
 }
 
 fn read_records(dataset: &Dataset, run_id: &str) -> Result<Vec<ShardRecord>, SluiceError> {
@@ -129,26 +188,8 @@ pub(crate) fn run_shard(p: &Pipeline, opts: &RunOptions, plan: &Plan, shard: Sha
         if opts.cancel.is_cancelled() {
             return Err(SluiceError::Cancelled);
         }
-        let record = ShardRecord {
-            run_id: run_id.clone(),
-            attempt: attempt.nonce().to_string(),
-            shard: shard.index,
-            shards: shard.count,
-            base_commit: plan.base(),
-            fingerprints: plan.fingerprints.clone(),
-            up_to_date,
-            pipeline_sha256: p.sha256.clone(),
-            model: plan.model_uri.clone(),
-            model_id: plan.model_id.clone(),
-            dimensions: plan.dims.clone(),
-            command: opts.command.clone(),
-            partitions,
-            stages,
-            started_at,
-            finished_at: Utc::now(),
-        };
-        let body = serde_json::to_vec_pretty(&record).map_err(|e| SluiceError::other("encoding the shard record", e))?;
-        attempt.put_shard_record(shard.index, shard.count, Bytes::from(body))?;
+        let record = ShardRecord { up_to_date, ..ShardRecord::new(p, opts, plan, &attempt, shard, partitions, stages, started_at) };
+        put_record(&attempt, &record)?;
         Ok(record)
     })();
     let record = result.inspect_err(|_| attempt.discard())?;
@@ -191,7 +232,7 @@ fn choose_records(run_id: &str, records: &[ShardRecord]) -> Result<Vec<ShardReco
 
 /// Publish what the shards of `run_id` staged, as one commit on the state they planned on.
 /// Publishing a run that is already published does nothing.
-pub fn publish(p: &Pipeline, run_id: &str, output: Option<&str>, command: &[String]) -> Result<RunSummary, SluiceError> {
+pub fn publish(p: &Pipeline, run_id: &str, output: Option<&str>, command: &[String], override_checks: Option<&str>) -> Result<RunSummary, SluiceError> {
     let started = Instant::now();
     store::validate_run_id(run_id)?;
     let dataset = plan::open_dataset(p, output)?;
@@ -222,7 +263,10 @@ pub fn publish(p: &Pipeline, run_id: &str, output: Option<&str>, command: &[Stri
         return Err(SluiceError::other(format!("publish run '{run_id}'"), format!("no shard staged partition {part}")));
     }
     let stages: BTreeMap<String, serde_json::Value> = chosen.iter().map(|r| (format!("{}/{n}", r.shard), r.stages.clone())).collect();
+    let snapshot = head.snapshot();
     let publication = Publication {
+        current: &snapshot.partitions,
+        override_checks,
         p,
         dataset: &dataset,
         model_dir: first.model.clone(),

@@ -4,6 +4,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::audit::CheckResult;
 use crate::store::{Dataset, PartitionVersion};
 
 /// One partition in the summary line.
@@ -22,6 +23,9 @@ pub struct PartitionSummary {
     /// The version's manifest (its lineage), once it is published.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub manifest: Option<String>,
+    /// The pipeline's checks on this version.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckResult>,
 }
 
 impl PartitionSummary {
@@ -37,6 +41,7 @@ impl PartitionSummary {
             files: v.files.iter().map(|f| ds.uri_of(f)).collect(),
             quarantine_files: Vec::new(),
             manifest: Some(ds.uri_of(&v.manifest)),
+            checks: Vec::new(),
         }
     }
 }

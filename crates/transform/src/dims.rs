@@ -7,7 +7,7 @@ use polars::prelude::*;
 use polars::sql::SQLContext;
 
 use crate::error::Context;
-use crate::ingest::{first_bad_row, read_csv, CsvSpec};
+use crate::ingest::{first_bad_row, read_csv, CsvSpec, LINE};
 use crate::TransformError;
 
 /// Where a dimension's rows come from.
@@ -56,10 +56,11 @@ impl Dimensions {
                     if let Some(e) = first_bad_row(&ing.quarantine) {
                         return Err(wrap(e));
                     }
+                    let frame = ing.frame.drop(LINE).ctx(|| "dropping line numbers".to_string()).map_err(wrap)?;
                     if unique_on.is_empty() {
-                        ing.frame
+                        frame
                     } else {
-                        ing.frame
+                        frame
                             .unique_stable(Some(unique_on.as_slice()), UniqueKeepStrategy::First, None)
                             .ctx(|| format!("de-duplicating on {unique_on:?}"))
                             .map_err(wrap)?

@@ -82,6 +82,7 @@ pub fn read_emails(objects: &[(&str, &[u8])]) -> Result<Ingested, TransformError
         "line" => vec![0u32; nq],
         "column" => vec![None::<&str>; nq],
         "value" => vec![None::<&str>; nq],
+        "rule" => vec!["email"; nq],
         "reason" => q_reason,
     )
     .ctx(|| "building the email quarantine".to_string())?;

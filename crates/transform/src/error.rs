@@ -19,14 +19,27 @@ pub enum TransformError {
         #[source]
         source: PolarsError,
     },
-    #[error("step '{step}': {source}")]
+    /// A step that fails whatever the rows (it fails on no rows too): the pipeline's SQL
+    /// does not fit the input's columns.
+    #[error("step '{step}' cannot run on this input's columns: {}", crate::steps::engine_reason(source))]
     Step {
         step: String,
         #[source]
         source: PolarsError,
     },
+    /// A step failed on the values of a row (a cast, a date parse, a division): bad input.
+    #[error("{}step '{step}' failed on {}{}: {reason}", file.as_deref().map(|f| format!("{f}: ")).unwrap_or_default(),
+            line.map(|l| format!("line {l}")).unwrap_or_else(|| "a row".into()),
+            column.as_deref().map(|c| format!(", column '{c}'")).unwrap_or_default())]
+    StepData { step: String, file: Option<String>, line: Option<u32>, column: Option<String>, value: Option<String>, reason: String },
+    /// The bytes are not what the format says ("bzip2 data in a CSV file").
+    #[error("{file}: {found} in a {format} file (sluice reads plain, gzip- or zstd-compressed objects)")]
+    WrongContent { file: String, found: &'static str, format: &'static str },
     #[error("step '{step}' changed the row count from {before} to {after}: SQL steps must keep every row (use a filter rule to drop rows, de-duplicate dimension keys)")]
     RowCountChanged { step: String, before: usize, after: usize },
+    /// A check could not be computed (its SQL or column does not fit the output).
+    #[error("check '{check}': {message}")]
+    Check { check: String, message: String },
     #[error("dimension '{name}': {source}")]
     Dimension {
         name: String,

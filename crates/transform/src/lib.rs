@@ -8,11 +8,20 @@
 //!   each with its file, line, column and reason ([`read_csv`], [`Ingested`]).
 //! - [`email`]: raw emails -> one row each (headers, decoded text body), broken ones
 //!   quarantined ([`read_emails`]).
+//! - [`decode`]: gzip and zstd inputs decompressed by content; other containers named.
+//! - [`contracts`]: row-level rules on source columns (not null, ranges, allowed values,
+//!   regex, calendar dates); rows that break one are quarantined with the rule.
+//! - [`checks`]: the measurements of `[[checks]]` on a staged version (SQL value, null
+//!   fraction, population stability index).
 //! - [`dims`]: dimension tables, loaded once per run ([`Dimensions`]).
 //! - [`steps`]: SQL steps, named filter rules and de-duplication applied to a partition's
 //!   frame ([`Transformer`]); SQL steps must keep the row count, so every dropped row is
-//!   counted by the rule that dropped it.
+//!   counted by the rule that dropped it. Rows a step fails on (a cast, a date parse) are
+//!   found by bisection and set aside, up to a limit.
 
+pub mod checks;
+pub mod contracts;
+pub mod decode;
 pub mod dims;
 pub mod email;
 pub mod error;
@@ -25,5 +34,6 @@ pub use email::read_emails;
 pub use error::TransformError;
 pub use ingest::{read_csv, read_ndjson, read_parquet, CsvSpec, Ingested, QUARANTINE_COLUMNS};
 pub use polars;
-pub use steps::{Step, Transformed, Transformer};
+pub use contracts::{Contract, Contracts, DateParts, Rule};
+pub use steps::{Isolated, Step, Transformed, Transformer};
 pub use types::ColumnType;

@@ -8,6 +8,7 @@
 use polars::prelude::*;
 use polars::sql::{sql_expr, SQLContext};
 
+use crate::ingest::LINE;
 use crate::{Dimensions, TransformError};
 
 #[derive(Debug, Clone)]
@@ -52,46 +53,265 @@ pub struct Transformed {
     pub frame: DataFrame,
     /// Rows dropped by each filter rule, in step order.
     pub filtered: Vec<(String, usize)>,
+    /// Rows a step failed on, taken out of the frame (to be quarantined).
+    pub isolated: Vec<Isolated>,
 }
+
+/// A row a step failed on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Isolated {
+    pub step: String,
+    /// The row's object and line (from `__sluice_obj` and `__sluice_line`), where the steps
+    /// before kept those columns.
+    pub file: Option<String>,
+    pub line: Option<u32>,
+    /// The column and value the engine named, where it did.
+    pub column: Option<String>,
+    pub value: Option<String>,
+    pub reason: String,
+}
+
+/// The object (index into the item's objects) each row came from; kept with `__sluice_line`.
+pub const OBJECT: &str = "__sluice_obj";
+/// Step executions one item may spend finding the rows a step fails on.
+const ISOLATION_RUNS: usize = 2_000;
 
 /// Applies the steps; holds the dimensions' SQL context, so build one per worker.
 pub struct Transformer {
     ctx: SQLContext,
     steps: Vec<Step>,
+    /// Quarantine at most this fraction of an item's rows that a step fails on; `None`:
+    /// the first such row fails the item.
+    isolate: Option<f64>,
 }
 
 impl Transformer {
     pub fn new(dims: &Dimensions, steps: Vec<Step>) -> Self {
-        Transformer { ctx: dims.sql_context(), steps }
+        Transformer { ctx: dims.sql_context(), steps, isolate: None }
     }
 
-    pub fn apply(&mut self, frame: DataFrame) -> Result<Transformed, TransformError> {
+    /// Rows a step fails on are taken out (up to `max_fraction` of an item's rows) instead
+    /// of failing the item.
+    pub fn isolating(mut self, max_fraction: f64) -> Self {
+        self.isolate = Some(max_fraction);
+        self
+    }
+
+    fn run_step(&mut self, step: &Step, frame: DataFrame) -> Result<DataFrame, PolarsError> {
+        match step {
+            Step::Sql { sql, .. } => {
+                self.ctx.register("input", frame.lazy());
+                self.ctx.execute(sql).and_then(|lf| lf.collect())
+            }
+            Step::Filter { keep, .. } => {
+                // a null condition (e.g. a comparison with null) drops the row, as SQL does
+                frame.lazy().filter(sql_expr(keep)?.fill_null(lit(false))).collect()
+            }
+            Step::Unique { on, .. } => frame.unique_stable(Some(on.as_slice()), UniqueKeepStrategy::First, None),
+        }
+    }
+
+    /// Run the steps on `frame`; `objects` names the objects `__sluice_obj` indexes (for
+    /// the rows a step fails on).
+    pub fn apply(&mut self, frame: DataFrame, objects: &[&str]) -> Result<Transformed, TransformError> {
         let mut frame = frame;
         let mut filtered = Vec::new();
-        for step in &self.steps {
-            let before = frame.height();
-            let err = |source| TransformError::Step { step: step.name().to_string(), source };
+        let mut isolated = Vec::new();
+        let steps = self.steps.clone();
+        for step in &steps {
+            let (out, bad) = match self.run_step(step, frame.clone()) {
+                Ok(out) => (out, Vec::new()),
+                Err(e) => self.isolate(step, &frame, e, objects)?,
+            };
+            let before = frame.height() - bad.len();
+            frame = out;
+            isolated.extend(bad);
             match step {
-                Step::Sql { name, sql } => {
-                    self.ctx.register("input", frame.lazy());
-                    frame = self.ctx.execute(sql).and_then(|lf| lf.collect()).map_err(err)?;
-                    if frame.height() != before {
-                        return Err(TransformError::RowCountChanged { step: name.clone(), before, after: frame.height() });
-                    }
+                Step::Sql { name, .. } if frame.height() != before => {
+                    return Err(TransformError::RowCountChanged { step: name.clone(), before, after: frame.height() });
                 }
-                Step::Filter { name, keep } => {
-                    let keep = sql_expr(keep).map_err(err)?;
-                    // a null condition (e.g. a comparison with null) drops the row, as SQL does
-                    frame = frame.lazy().filter(keep.fill_null(lit(false))).collect().map_err(err)?;
-                    filtered.push((name.clone(), before - frame.height()));
-                }
-                Step::Unique { name, on } => {
-                    frame = frame.unique_stable(Some(on.as_slice()), UniqueKeepStrategy::First, None).map_err(err)?;
-                    filtered.push((name.clone(), before - frame.height()));
-                }
+                Step::Sql { .. } => {}
+                Step::Filter { name, .. } | Step::Unique { name, .. } => filtered.push((name.clone(), before - frame.height())),
             }
         }
         self.ctx.unregister("input");
-        Ok(Transformed { frame, filtered })
+        Ok(Transformed { frame, filtered, isolated })
+    }
+
+    /// `step` failed on `frame` with `err`. If it fails on no rows too, the step itself is
+    /// wrong ([`TransformError::Step`]). Otherwise some rows' values make it fail: find
+    /// them by bisection, take them out and run the step on the rest. Fails
+    /// ([`TransformError::StepData`], naming the first such row) when isolating is off or
+    /// more rows fail than the limit.
+    fn isolate(&mut self, step: &Step, frame: &DataFrame, err: PolarsError, objects: &[&str]) -> Result<(DataFrame, Vec<Isolated>), TransformError> {
+        if self.run_step(step, frame.clear()).is_err() {
+            return Err(TransformError::Step { step: step.name().to_string(), source: err });
+        }
+        // rows that may be taken out; one more is looked for, to know the limit is exceeded
+        let allowed = self.isolate.map_or(0, |f| ((f * frame.height() as f64).ceil() as usize).max(1));
+        let mut budget = ISOLATION_RUNS;
+        let mut bad: Vec<(usize, PolarsError)> = Vec::new();
+        let mut rest = frame.clone();
+        let mut index: Vec<usize> = (0..frame.height()).collect(); // rest's rows in `frame`
+        let mut whole = engine_reason(&err);
+        let mut err = err;
+        for _round in 0..3 {
+            let mut found = Vec::new();
+            let complete = self.find_bad(step, &rest, (0, rest.height()), err, &mut found, &mut budget, allowed + 1 - bad.len());
+            let found_any = !found.is_empty();
+            bad.extend(found.into_iter().map(|(i, e)| (index[i], e)));
+            if !complete || !found_any || bad.len() > allowed {
+                break;
+            }
+            let keep: Vec<bool> = (0..frame.height()).map(|i| !bad.iter().any(|(b, _)| *b == i)).collect();
+            index = (0..frame.height()).filter(|i| keep[*i]).collect();
+            let mask = BooleanChunked::from_slice("keep".into(), &keep);
+            rest = frame.filter(&mask).map_err(|e| TransformError::Step { step: step.name().to_string(), source: e })?;
+            match self.run_step(step, rest.clone()) {
+                Ok(out) => {
+                    bad.sort_by_key(|(i, _)| *i);
+                    let isolated = bad.iter().map(|(i, e)| isolated_row(step.name(), frame, *i, e, objects)).collect();
+                    return Ok((out, isolated));
+                }
+                Err(e) => {
+                    whole = engine_reason(&e);
+                    err = e;
+                }
+            }
+        }
+        let limit = allowed;
+        bad.sort_by_key(|(i, _)| *i);
+        let Some((i, e)) = bad.first() else {
+            // the rows fail only together (e.g. an aggregate over all of them)
+            return Err(TransformError::StepData { step: step.name().to_string(), file: None, line: None, column: None, value: None, reason: whole });
+        };
+        let row = isolated_row(step.name(), frame, *i, e, objects);
+        let more = if self.isolate.is_some() { format!(" (and more than the {limit} rows the pipeline's max_bad_fraction allows fail this step)") } else { String::new() };
+        Err(TransformError::StepData {
+            step: row.step,
+            file: row.file,
+            line: row.line,
+            column: row.column,
+            value: row.value,
+            reason: format!("{}{more}", row.reason),
+        })
+    }
+
+    /// Collect into `out` the rows of `frame[off..off + len]` the step fails on alone (by
+    /// halves; the range is known to fail with `err`), at most `limit`. False when the
+    /// budget ran out or `limit` rows were found (there may be more).
+    #[allow(clippy::too_many_arguments)]
+    fn find_bad(
+        &mut self,
+        step: &Step,
+        frame: &DataFrame,
+        (off, len): (usize, usize),
+        err: PolarsError,
+        out: &mut Vec<(usize, PolarsError)>,
+        budget: &mut usize,
+        limit: usize,
+    ) -> bool {
+        if len == 1 {
+            out.push((off, err));
+            return out.len() < limit;
+        }
+        let half = len / 2;
+        for (o, l) in [(off, half), (off + half, len - half)] {
+            if *budget == 0 || out.len() >= limit {
+                return false;
+            }
+            *budget -= 1;
+            if let Err(e) = self.run_step(step, frame.slice(o as i64, l)) {
+                if !self.find_bad(step, frame, (o, l), e, out, budget, limit) {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+}
+
+fn isolated_row(step: &str, frame: &DataFrame, i: usize, e: &PolarsError, objects: &[&str]) -> Isolated {
+    let u32_at = |name: &str| frame.column(name).ok().and_then(|c| c.get(i).ok()).and_then(|v| v.extract::<u32>());
+    let (column, value) = match conversion(e) {
+        Some((column, value)) => (Some(column).filter(|c| frame.column(c).is_ok()), Some(value)),
+        None => (None, None),
+    };
+    let file = match (u32_at(OBJECT), objects) {
+        (Some(o), _) => objects.get(o as usize).map(|f| f.to_string()),
+        (None, [only]) => Some(only.to_string()),
+        _ => None,
+    };
+    Isolated { step: step.to_string(), file, line: u32_at(LINE), column, value, reason: engine_reason(e) }
+}
+
+/// The engine's message without its advice to Python users ("You might want to try …"),
+/// on one line; a failed conversion is said plainly.
+pub fn engine_reason(e: &PolarsError) -> String {
+    engine_reason_text(&e.to_string())
+}
+
+/// [`engine_reason`] of a message.
+pub fn engine_reason_text(text: &str) -> String {
+    if let Some(c) = CONVERSION.captures(text) {
+        return format!("cannot convert {} {} to {}", &c[1], &c[4], &c[2]);
+    }
+    let cut = ["You might want to try", "Hint:", "\n\n"].iter().filter_map(|m| text.find(m)).min().unwrap_or(text.len());
+    text[..cut].split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The column and value of a failed conversion, as the engine reports them.
+fn conversion(e: &PolarsError) -> Option<(String, String)> {
+    let text = e.to_string();
+    CONVERSION.captures(&text).map(|c| (c[3].to_string(), c[4].trim_matches('"').to_string()))
+}
+
+static CONVERSION: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    #[allow(clippy::unwrap_used)] // a constant pattern
+    regex::Regex::new(r"conversion from `([^`]+)` to `([^`]+)` failed in column '([^']*)' for \d+ out of \d+ values: \[(.*?)\]").unwrap()
+});
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame() -> DataFrame {
+        df!(
+            "s" => ["2013-01-05", "2013-13-01", "2013-01-07", "2013-01-08", "", "2013-01-10"],
+            LINE => [2u32, 3, 4, 5, 6, 7],
+        )
+        .unwrap()
+    }
+
+    fn transformer(sql: &str) -> Transformer {
+        let dims = Dimensions::load(&[], |f| Err(TransformError::EmptyFile { file: f.into() })).unwrap();
+        Transformer::new(&dims, vec![Step::Sql { name: "derive".into(), sql: sql.into() }])
+    }
+
+    const DATE: &str = "SELECT *, DATE(s, '%Y-%m-%d') AS d FROM input";
+
+    #[test]
+    fn rows_a_step_fails_on_are_isolated_with_their_lines() {
+        let t = transformer(DATE).isolating(0.5).apply(frame(), &["day.csv"]).unwrap();
+        assert_eq!(t.frame.height(), 4);
+        let lines: Vec<Option<u32>> = t.isolated.iter().map(|r| r.line).collect();
+        assert_eq!(lines, vec![Some(3), Some(6)]);
+        assert!(t.isolated.iter().all(|r| r.step == "derive" && r.file.as_deref() == Some("day.csv")));
+        assert_eq!(t.isolated[0].value.as_deref(), Some("2013-13-01"));
+    }
+
+    #[test]
+    fn without_isolation_or_over_the_limit_the_first_bad_row_is_the_error() {
+        let e = transformer(DATE).apply(frame(), &["day.csv"]).unwrap_err();
+        assert!(matches!(&e, TransformError::StepData { line: Some(3), step, .. } if step == "derive"), "{e}");
+        let e = transformer(DATE).isolating(0.1).apply(frame(), &["day.csv"]).unwrap_err();
+        assert!(matches!(&e, TransformError::StepData { line: Some(3), .. }), "{e}");
+        assert!(!e.to_string().contains("You might want"), "{e}");
+    }
+
+    #[test]
+    fn a_step_that_fails_on_no_rows_is_the_pipelines_error() {
+        let e = transformer("SELECT *, nope + 1 AS x FROM input").isolating(0.5).apply(frame(), &[]).unwrap_err();
+        assert!(matches!(e, TransformError::Step { .. }), "{e}");
     }
 }

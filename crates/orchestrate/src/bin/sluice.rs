@@ -90,6 +90,9 @@ enum Command {
         /// Override a pipeline [params] entry (relative paths are from the current directory)
         #[arg(long = "param", value_name = "K=V", value_parser = parse_kv)]
         params: Vec<(String, String)>,
+        /// Publish even if error checks fail; the reason is recorded in the commit and manifest
+        #[arg(long, value_name = "REASON")]
+        override_checks: Option<String>,
     },
     /// Publish what the shards of a run staged (`run --shard I/N --run-id RUN_ID`), in one commit
     Publish {
@@ -104,6 +107,10 @@ enum Command {
         params: Vec<(String, String)>,
         #[arg(long, value_name = "PATH")]
         metrics_file: Option<PathBuf>,
+        /// Publish a run whose error checks failed (held for review); the reason is recorded
+        /// in the commit and manifest
+        #[arg(long, value_name = "REASON")]
+        override_checks: Option<String>,
     },
     /// Check a pipeline file and report every error at once; runs nothing
     Validate {
@@ -249,6 +256,9 @@ fn main() -> ExitCode {
         Err(e) => {
             tracing::error!("{e}");
             let mut line = json!({"status": e.status(), "error": e.to_string(), "exit_code": code});
+            if let (Some(details), Some(obj)) = (e.details(), line.as_object_mut()) {
+                obj.extend(details.as_object().into_iter().flatten().map(|(k, v)| (k.clone(), v.clone())));
+            }
             if let (SluiceError::Cancelled, Some(signal)) = (&e, SIGNAL.get()) {
                 line["signal"] = json!(signal);
             }
@@ -367,6 +377,7 @@ fn dispatch(command: Command, argv: Vec<String>, cancel: &Cancel, progress: bool
             output,
             model,
             params,
+            override_checks,
         } => {
             let p = Pipeline::load_with(&pipeline, &params, true)?;
             let mut dates = Vec::new();
@@ -395,12 +406,13 @@ fn dispatch(command: Command, argv: Vec<String>, cancel: &Cancel, progress: bool
                 shard,
                 progress,
                 cancel: cancel.clone(),
+                override_checks,
             };
             job::run(&p, opts).map(Some)
         }
-        Command::Publish { pipeline, run_id, output, params, metrics_file: _ } => {
+        Command::Publish { pipeline, run_id, output, params, metrics_file: _, override_checks } => {
             let p = Pipeline::load_with(&pipeline, &params, true)?;
-            shards::publish(&p, &run_id, output.as_deref(), &argv).map(Some)
+            shards::publish(&p, &run_id, output.as_deref(), &argv, override_checks.as_deref()).map(Some)
         }
         Command::Validate { pipeline, params } => {
             let p = Pipeline::load_with(&pipeline, &params, true)?;
@@ -419,17 +431,20 @@ fn dispatch(command: Command, argv: Vec<String>, cancel: &Cancel, progress: bool
             if json {
                 return print_lines([json_line(&entries)?]);
             }
-            let header =
-                format!("{:>6}  {:<20}  {:<9}  {:<24}  {:<38}  {:>8}", "commit", "time", "operation", "partition", "version", "rows");
+            let header = format!(
+                "{:>6}  {:<20}  {:<9}  {:<24}  {:<38}  {:>8}  {}",
+                "commit", "time", "operation", "partition", "version", "rows", "checks"
+            );
             print_lines(std::iter::once(header).chain(entries.iter().map(|e| {
                 format!(
-                    "{:>6}  {:<20}  {:<9}  {:<24}  {:<38}  {:>8}",
+                    "{:>6}  {:<20}  {:<9}  {:<24}  {:<38}  {:>8}  {}",
                     e.commit,
                     e.timestamp.format("%Y-%m-%dT%H:%M:%SZ"),
                     if e.pinned == Some(false) { "unpin" } else { e.operation.as_str() },
                     e.partition,
                     e.version.as_deref().unwrap_or("(removed)"),
-                    e.rows.map(|r| r.to_string()).unwrap_or_default()
+                    e.rows.map(|r| r.to_string()).unwrap_or_default(),
+                    e.checks.as_ref().map(|c| c.describe()).unwrap_or_default()
                 )
             })))
         }

@@ -51,6 +51,8 @@ use serde::{Deserialize, Serialize};
 use sluice_extract::{PutOutcome, Storage};
 
 pub use attempt::Attempt;
+
+use crate::audit::CheckTally;
 pub use checkpoint::{Checkpoint, Head};
 
 use crate::SluiceError;
@@ -75,6 +77,9 @@ pub struct PartitionVersion {
     pub manifest: String,
     /// The commit that first published this version.
     pub published_in: u64,
+    /// The pipeline's checks on it, counted (and an override's reason).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checks: Option<CheckTally>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -529,6 +534,7 @@ pub(crate) mod testing {
             fingerprint: format!("fp-{run}"),
             manifest: String::new(),
             published_in: 0,
+            checks: None,
         };
         CommitRequest::new(base, Operation::Publish, run, BTreeMap::from([(p.to_string(), Some(v))]), &[])
     }
