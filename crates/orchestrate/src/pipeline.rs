@@ -1,8 +1,9 @@
 //! Pipeline files: parsed, then validated as a whole before anything runs.
 //!
 //! A pipeline file is TOML with these sections (see `pipelines/flight_delays.toml`):
-//! `name`, `[source]` (+ `[source.columns]`), `[partition]`, `[[dimensions]]`,
-//! `[[transform]]`, `[model]`, `[output]`, `[runtime]`. Every table denies unknown fields.
+//! `name`, `[source]` (+ `[source.columns]`, `[source.contracts]`), `[partition]`,
+//! `[[dimensions]]`, `[[transform]]`, `[[checks]]`, `[model]`, `[output]`, `[runtime]`,
+//! `[storage."<url>"]`. Every table denies unknown fields.
 //! [`Pipeline::load`] reports every error it finds at once ([`SluiceError::Pipeline`]):
 //! each section and each array element is checked on its own, then the cross-checks run
 //! (types, templates, SQL filters, files and the model's inputs).

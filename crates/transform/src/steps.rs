@@ -163,7 +163,8 @@ impl Transformer {
             if !complete || !found_any || bad.len() > allowed {
                 break;
             }
-            let keep: Vec<bool> = (0..frame.height()).map(|i| !bad.iter().any(|(b, _)| *b == i)).collect();
+            let mut keep = vec![true; frame.height()];
+            bad.iter().for_each(|(b, _)| keep[*b] = false);
             index = (0..frame.height()).filter(|i| keep[*i]).collect();
             let mask = BooleanChunked::from_slice("keep".into(), &keep);
             rest = frame.filter(&mask).map_err(|e| TransformError::Step { step: step.name().to_string(), source: e })?;
