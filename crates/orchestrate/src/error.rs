@@ -83,7 +83,7 @@ impl SluiceError {
                 | TransformError::BadRow { .. }
                 | TransformError::BadValue { .. }
                 | TransformError::Parse { .. }
-                | TransformError::StepData { .. }
+                | TransformError::StepData(_)
                 | TransformError::WrongContent { .. },
             ) => exit::BAD_INPUT,
             // the pipeline's SQL or checks do not fit the data's columns

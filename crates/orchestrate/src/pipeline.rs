@@ -716,8 +716,12 @@ fn contracts(s: &SourceConfig, columns: &[(String, ColumnType)], errors: &mut Ve
                 errors.push(format!("{at}: min {a} is above max {b}"));
             }
         }
-        c.min.map(|m| rule(Rule::Min(m)));
-        c.max.map(|m| rule(Rule::Max(m)));
+        if let Some(m) = c.min {
+            rule(Rule::Min(m));
+        }
+        if let Some(m) = c.max {
+            rule(Rule::Max(m));
+        }
         if let Some(values) = &c.allowed {
             let text: Vec<String> = values
                 .iter()

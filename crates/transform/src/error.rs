@@ -28,10 +28,11 @@ pub enum TransformError {
         source: PolarsError,
     },
     /// A step failed on the values of a row (a cast, a date parse, a division): bad input.
-    #[error("{}step '{step}' failed on {}{}: {reason}", file.as_deref().map(|f| format!("{f}: ")).unwrap_or_default(),
-            line.map(|l| format!("line {l}")).unwrap_or_else(|| "a row".into()),
-            column.as_deref().map(|c| format!(", column '{c}'")).unwrap_or_default())]
-    StepData { step: String, file: Option<String>, line: Option<u32>, column: Option<String>, value: Option<String>, reason: String },
+    #[error("{}step '{}' failed on {}{}{}: {}", .0.file.as_deref().map(|f| format!("{f}: ")).unwrap_or_default(), .0.step,
+            .0.line.map(|l| format!("line {l}")).unwrap_or_else(|| "a row".into()),
+            .0.column.as_deref().map(|c| format!(", column '{c}'")).unwrap_or_default(),
+            .0.value.as_deref().map(|v| format!(", value '{v}'")).unwrap_or_default(), .0.reason)]
+    StepData(Box<crate::steps::Isolated>),
     /// The bytes are not what the format says ("bzip2 data in a CSV file").
     #[error("{file}: {found} in a {format} file (sluice reads plain, gzip- or zstd-compressed objects)")]
     WrongContent { file: String, found: &'static str, format: &'static str },

@@ -184,18 +184,12 @@ impl Transformer {
         bad.sort_by_key(|(i, _)| *i);
         let Some((i, e)) = bad.first() else {
             // the rows fail only together (e.g. an aggregate over all of them)
-            return Err(TransformError::StepData { step: step.name().to_string(), file: None, line: None, column: None, value: None, reason: whole });
+            let row = Isolated { step: step.name().to_string(), file: None, line: None, column: None, value: None, reason: whole };
+            return Err(TransformError::StepData(Box::new(row)));
         };
         let row = isolated_row(step.name(), frame, *i, e, objects);
         let more = if self.isolate.is_some() { format!(" (and more than the {limit} rows the pipeline's max_bad_fraction allows fail this step)") } else { String::new() };
-        Err(TransformError::StepData {
-            step: row.step,
-            file: row.file,
-            line: row.line,
-            column: row.column,
-            value: row.value,
-            reason: format!("{}{more}", row.reason),
-        })
+        Err(TransformError::StepData(Box::new(Isolated { reason: format!("{}{more}", row.reason), ..row })))
     }
 
     /// Collect into `out` the rows of `frame[off..off + len]` the step fails on alone (by
@@ -304,9 +298,9 @@ mod tests {
     #[test]
     fn without_isolation_or_over_the_limit_the_first_bad_row_is_the_error() {
         let e = transformer(DATE).apply(frame(), &["day.csv"]).unwrap_err();
-        assert!(matches!(&e, TransformError::StepData { line: Some(3), step, .. } if step == "derive"), "{e}");
+        assert!(matches!(&e, TransformError::StepData(r) if r.line == Some(3) && r.step == "derive"), "{e}");
         let e = transformer(DATE).isolating(0.1).apply(frame(), &["day.csv"]).unwrap_err();
-        assert!(matches!(&e, TransformError::StepData { line: Some(3), .. }), "{e}");
+        assert!(matches!(&e, TransformError::StepData(r) if r.line == Some(3)), "{e}");
         assert!(!e.to_string().contains("You might want"), "{e}");
     }
 
