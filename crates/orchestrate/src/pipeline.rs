@@ -799,3 +799,16 @@ fn check_model(dir: &Path, m: &ModelConfig, errors: &mut Vec<String>) {
         Err(e) => errors.push(format!("model.path: {}: {e}", dir.join("config.json").display())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_format_of_a_compressed_object_is_the_extension_under_the_compression() {
+        assert_eq!(SourceFormat::of_extension("s3://b/day.CSV.gz"), Some(SourceFormat::Csv));
+        assert_eq!(SourceFormat::of_extension("day.jsonl.zst"), Some(SourceFormat::Ndjson));
+        assert_eq!(SourceFormat::of_extension("day.parquet"), Some(SourceFormat::Parquet));
+        assert_eq!(SourceFormat::of_extension("day.gz"), None);
+    }
+}
