@@ -35,9 +35,8 @@ pub enum Severity {
 pub enum CheckKind {
     /// The single value of a query over the table `output` (the new version's rows).
     Sql(String),
-    /// |new rows − current rows| / current rows, at most this (skipped without a current
-    /// version).
-    RowCountChange(f64),
+    /// |new rows − current rows| / current rows (skipped without a current version).
+    RowCountChange,
     /// The fraction of nulls in a column.
     NullFraction(String),
     /// The population stability index of a column against the current version, over `bins`
@@ -49,7 +48,7 @@ impl CheckKind {
     fn code(&self) -> &'static str {
         match self {
             CheckKind::Sql(_) => "sql",
-            CheckKind::RowCountChange(_) => "row_count_change",
+            CheckKind::RowCountChange => "row_count_change",
             CheckKind::NullFraction(_) => "null_fraction",
             CheckKind::Drift { .. } => "drift",
         }
@@ -197,7 +196,7 @@ pub(crate) fn run(
 fn one(s: &CheckSpec, output: &DataFrame, current: Option<&PartitionVersion>, current_frame: Option<&DataFrame>) -> Result<CheckResult, SluiceError> {
     let measured: Option<f64> = match &s.kind {
         CheckKind::Sql(sql) => checks::sql_value(&s.name, output, sql)?,
-        CheckKind::RowCountChange(_) => current
+        CheckKind::RowCountChange => current
             .filter(|v| v.rows > 0)
             .map(|v| (output.height() as f64 - v.rows as f64).abs() / v.rows as f64),
         CheckKind::NullFraction(column) => Some(checks::null_fraction(&s.name, output, column)?),
@@ -206,10 +205,7 @@ fn one(s: &CheckSpec, output: &DataFrame, current: Option<&PartitionVersion>, cu
             None => None,
         },
     };
-    let (min, max) = match s.kind {
-        CheckKind::RowCountChange(m) => (None, Some(m)),
-        _ => (s.min, s.max),
-    };
+    let (min, max) = (s.min, s.max);
     let expected = match (min, max) {
         (Some(a), Some(b)) => format!("between {a} and {b}"),
         (Some(a), None) => format!(">= {a}"),

@@ -106,7 +106,7 @@ impl CheckConfig {
         let mut err = |m: &str| errors.push(format!("{at}: {m}"));
         let kind = match (sql, row_count_change, null_fraction, drift) {
             (Some(sql), None, None, None) => CheckKind::Sql(sql),
-            (None, Some(c), None, None) => CheckKind::RowCountChange(c),
+            (None, Some(_), None, None) => CheckKind::RowCountChange,
             (None, None, Some(c), None) => CheckKind::NullFraction(c),
             (None, None, None, Some(column)) => CheckKind::Drift { column, bins: bins.unwrap_or(10) },
             _ => {
@@ -116,7 +116,7 @@ impl CheckConfig {
         };
         match &kind {
             CheckKind::Sql(_) | CheckKind::NullFraction(_) if min.is_none() && max.is_none() => err("give 'min', 'max' or both"),
-            CheckKind::RowCountChange(c) if *c < 0.0 || min.is_some() || max.is_some() => {
+            CheckKind::RowCountChange if row_count_change.is_some_and(|c| c < 0.0) || min.is_some() || max.is_some() => {
                 err("row_count_change is the largest allowed relative change (e.g. 0.5 for ±50%); no 'min'/'max'")
             }
             CheckKind::Drift { bins, .. } if max.is_none() || min.is_some() || !(2..=100).contains(bins) => {
@@ -135,6 +135,8 @@ impl CheckConfig {
         if !valid_name(&name) {
             err("name must be letters, digits and '_'");
         }
+        // the allowed change is the bound the measured change is held to
+        let max = if kind == CheckKind::RowCountChange { row_count_change } else { max };
         Some(CheckSpec { name, severity, kind, min, max })
     }
 }

@@ -180,7 +180,6 @@ impl Transformer {
                 }
             }
         }
-        let limit = allowed;
         bad.sort_by_key(|(i, _)| *i);
         let Some((i, e)) = bad.first() else {
             // the rows fail only together (e.g. an aggregate over all of them)
@@ -188,7 +187,7 @@ impl Transformer {
             return Err(TransformError::StepData(Box::new(row)));
         };
         let row = isolated_row(step.name(), frame, *i, e, objects);
-        let more = if self.isolate.is_some() { format!(" (and more than the {limit} rows the pipeline's max_bad_fraction allows fail this step)") } else { String::new() };
+        let more = if self.isolate.is_some() { format!(" (and more than the {allowed} rows the pipeline's max_bad_fraction allows fail this step)") } else { String::new() };
         Err(TransformError::StepData(Box::new(Isolated { reason: format!("{}{more}", row.reason), ..row })))
     }
 
