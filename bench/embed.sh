@@ -8,11 +8,13 @@
 #   python3 data/fetch_minilm.py && python3 data/fetch_spam_assassin.py
 #   cargo build --release -p sluice-infer --example embed_bench
 #   bench/embed.sh [N_TEXTS]            # default 2000
+#   KIND=sentences bench/embed.sh       # short texts: single sentences from the same emails
 #
 # Env: VENV (the peers' venv), PEERS (../shared/peers), WORK (scratch folder), BIN (sluice's bench binary).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-2000}
+KIND=${KIND:-emails}
 VENV=${VENV:-$HOME/.cache/sluice-peers-venv}
 PEERS=$(cd "${PEERS:-../shared/peers}" && pwd)
 WORK=${WORK:-/tmp/sluice-embed-bench}
@@ -21,15 +23,19 @@ MODEL=data/models/all-MiniLM-L6-v2
 mkdir -p "$WORK"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 
-# N real texts: subject + start of the body of emails spread over the corpus
-python3 - "$N" "$WORK/texts.json" <<'PY'
-import json, sys
+# N real texts spread over the corpus: subject + start of the body of emails, or (sentences)
+# one sentence of 20 to 200 characters from each
+python3 - "$N" "$WORK/texts.json" "$KIND" <<'PY'
+import json, re, sys
 sys.path.insert(0, "data")
 from fetch_spam_assassin import download, emails, plain_text
-n, out = int(sys.argv[1]), sys.argv[2]
+n, out, kind = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 mail = list(emails(download("data/cache")))
-step = max(1, len(mail) // n)
-texts = [plain_text(raw) for _, _, raw in mail[::step]][:n]
+if kind == "sentences":
+    sentences = [s for _, _, raw in mail for s in re.split(r"(?<=[.!?])\s+", " ".join(plain_text(raw).split())) if 20 <= len(s) <= 200]
+    texts = sentences[:: max(1, len(sentences) // n)][:n]
+else:
+    texts = [plain_text(raw) for _, _, raw in mail[:: max(1, len(mail) // n)]][:n]
 json.dump(texts, open(out, "w"))
 print(f"{len(texts)} texts, {sum(map(len, texts)) / len(texts):.0f} chars on average", file=sys.stderr)
 PY
@@ -56,6 +62,7 @@ run() {  # name, then the command; prints "name texts/s peak_kib"
   run ort_1t "$VENV/bin/python" "$PEERS/embed_ort.py" "$WORK/onnx/minilm_l6_fp32.onnx" "$WORK/texts.json" "$WORK/ort.npy" 1
   run ort_2t "$VENV/bin/python" "$PEERS/embed_ort.py" "$WORK/onnx/minilm_l6_fp32.onnx" "$WORK/texts.json" "$WORK/ort.npy" 2
 } | tee "$WORK/results.txt"
+echo "texts: $KIND"
 
 "$VENV/bin/python" - "$WORK" <<'PY'
 import sys, numpy as np

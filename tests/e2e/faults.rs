@@ -196,7 +196,7 @@ fn a_stage_failing_after_files_were_written_removes_them_and_touches_nothing_els
         let ds = temp_dir(&format!("fail-{stage}"));
         assert_eq!(run_into(&ds, &["--date", "2013-01-13"]).code, 0);
         let before = contents(&ds);
-        let p = pipeline();
+        let p = pipeline_one_partition_per_item();
         let fail = format!("{stage}:5");
         let out = sluice_env(
             &["run", p.to_str().unwrap(), "--output", ds.to_str().unwrap(), "--from", "2013-01-13", "--to", "2013-01-19"],

@@ -14,6 +14,7 @@ use polars::prelude::*;
 use serde_json::Value;
 
 mod bad_input;
+mod batching;
 mod concurrency;
 mod contract;
 mod crash;
@@ -36,6 +37,25 @@ fn repo() -> PathBuf {
 
 fn pipeline() -> PathBuf {
     repo().join("pipelines/flight_delays.toml")
+}
+
+/// The flight pipeline with absolute paths and `runtime` as its `[runtime]` section, plus
+/// `extra_step` (a `[[transform]]` table) after the others, written into `dir`.
+fn pipeline_variant(dir: &Path, runtime: &str, extra_step: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let text = std::fs::read_to_string(pipeline()).unwrap().replace("\"../", &format!("\"{}/", repo().display()));
+    let (head, _) = text.split_once("[runtime]").unwrap();
+    let (before, after) = head.split_once("# Checks on each new version").unwrap();
+    let path = dir.join(format!("pipeline-{}.toml", N.fetch_add(1, Ordering::SeqCst)));
+    std::fs::write(&path, format!("{before}{extra_step}\n# Checks on each new version{after}[runtime]\n{runtime}\n")).unwrap();
+    path
+}
+
+/// The flight pipeline with one partition per item (no batching): for tests that count
+/// items (`SLUICE_FAIL_STAGE=write:N` is then the N-th partition).
+fn pipeline_one_partition_per_item() -> PathBuf {
+    static P: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    P.get_or_init(|| pipeline_variant(&temp_dir("pipelines"), "batch_kib = 0", "")).clone()
 }
 
 /// A fresh, empty folder for one test.

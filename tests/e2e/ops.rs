@@ -195,13 +195,15 @@ fn shards_stage_their_share_and_publish_makes_one_commit() {
     let ds = temp_dir("shards");
     let reference = temp_dir("shards-reference");
     let whole = run_into(&reference, &["--from", WEEK[0], "--to", WEEK[6]]).summary();
+    // one partition per item: "write:2" below is the shard's second partition
     let shard = |i: &str, env: &[(&str, &str)]| {
-        let p = pipeline();
+        let p = pipeline_one_partition_per_item();
         let args =
             ["run", p.to_str().unwrap(), "--output", ds.to_str().unwrap(), "--from", WEEK[0], "--to", WEEK[6], "--shard", i, "--run-id", "airflow-run-7"];
         sluice_env(&args, env)
     };
-    let publish = || sluice(&["publish", pipeline().to_str().unwrap(), "--run", "airflow-run-7", "--output", ds.to_str().unwrap()]);
+    let publish =
+        || sluice(&["publish", pipeline_one_partition_per_item().to_str().unwrap(), "--run", "airflow-run-7", "--output", ds.to_str().unwrap()]);
 
     let s0 = shard("0/3", &[]);
     assert_eq!(s0.code, 0, "{}", s0.stderr);

@@ -59,7 +59,7 @@ fn run_publishes_a_scored_version_that_reads_back_as_parquet() {
     assert_eq!(manifest["inputs"][0]["sha256"].as_str().unwrap().len(), 64);
     assert_eq!(manifest["dimensions"].as_array().unwrap().len(), 3);
     assert!(manifest["schema"].as_array().unwrap().iter().any(|c| c["name"] == "delay_prob"));
-    assert_eq!(manifest["stages"]["stages"].as_array().unwrap().len(), 4);
+    assert_eq!(manifest["stages"]["stages"].as_array().unwrap().len(), 5, "extract, transform, infer, encode, write");
     assert!(manifest["command"].as_array().unwrap().iter().any(|a| a == "--date"));
 }
 

@@ -44,6 +44,9 @@ pub fn runtime() -> Result<&'static Runtime, ExtractError> {
     RT.get_or_init(|| {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
+            // local files are read on blocking threads: a few keep up with the disk (a
+            // year-long run had started 29)
+            .max_blocking_threads(8)
             .thread_name("sluice-io")
             .enable_all()
             .build()

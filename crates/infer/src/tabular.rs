@@ -65,6 +65,9 @@ impl MlpConfig {
 pub enum FeatureValues {
     Numeric(Vec<f32>),
     Categorical(Vec<Option<String>>),
+    /// Categorical values already looked up: the vocabulary index, or the vocabulary's
+    /// length for a missing or unknown value.
+    Codes(Vec<u32>),
 }
 
 impl FeatureValues {
@@ -72,6 +75,7 @@ impl FeatureValues {
         match self {
             FeatureValues::Numeric(v) => v.len(),
             FeatureValues::Categorical(v) => v.len(),
+            FeatureValues::Codes(v) => v.len(),
         }
     }
 
@@ -118,6 +122,11 @@ impl TabularBatch {
                     let scale = if *std > 0.0 { 1.0 / std } else { 1.0 };
                     for (r, x) in v.iter().enumerate() {
                         out[r * width + offset] = if x.is_finite() { (x - mean) * scale } else { 0.0 };
+                    }
+                }
+                (InputKind::Categorical { vocab }, FeatureValues::Codes(v)) => {
+                    for (r, code) in v.iter().enumerate() {
+                        out[r * width + offset + (*code as usize).min(vocab.len())] = 1.0;
                     }
                 }
                 (InputKind::Categorical { vocab }, FeatureValues::Categorical(v)) => {

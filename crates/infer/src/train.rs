@@ -43,6 +43,8 @@ pub fn fit_inputs(batch: &TabularBatch) -> Vec<InputSpec> {
                     let var = present.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
                     InputKind::Numeric { mean: mean as f32, std: var.sqrt().max(1e-6) as f32 }
                 }
+                // indices carry no values to fit a vocabulary on (training passes text)
+                FeatureValues::Codes(_) => InputKind::Categorical { vocab: Vec::new() },
                 FeatureValues::Categorical(v) => {
                     let vocab: BTreeSet<&str> = v.iter().flatten().map(String::as_str).collect();
                     InputKind::Categorical { vocab: vocab.into_iter().map(str::to_string).collect() }

@@ -67,7 +67,7 @@ fn main() -> anyhow::Result<()> {
                 },
             })
             .collect();
-        let batch = tabular_batch(&df, &inputs)?;
+        let batch = tabular_batch(&df, &inputs, &[])?; // categorical values as text, to fit on
         let labels = df.column("delayed15")?.cast(&DataType::Float32)?.f32()?.into_no_null_iter().collect();
         Ok((batch, labels))
     };

@@ -17,57 +17,20 @@ use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sluice_extract::source::{prefetch, SourceObject};
-use sluice_extract::storage::ObjectWriter;
-use sluice_extract::{ObjectRef, RawObject, Storage};
+use sluice_extract::{ObjectRef, Storage};
 use sluice_infer::{choose_device, BatchPolicy, EmbeddingModel, TabularModel};
-use sluice_transform::ingest::{first_bad_row, LINE};
-use sluice_transform::steps::OBJECT;
-use sluice_transform::{
-    read_csv, read_emails, read_ndjson, read_parquet, CsvSpec, Dimensions, Ingested, Isolated, TransformError, Transformer,
-};
+use sluice_transform::{DimensionSpec, Dimensions, TransformError, Transformer};
 
-use crate::features::{embedding_column, tabular_batch};
+use crate::dimcache;
+use crate::features::{embedding_column, tabular_batch, vocabularies, Vocabulary};
 use crate::job::RunOptions;
 use crate::pipeline::{ModelKind, OnBadRows, SourceFormat};
 use crate::plan::Plan;
 use crate::publish::StagedPartition;
 use crate::runtime::{self, Budget, Cancel, Emitter, Measure, RunReport, Sink, Source, Stage};
 use crate::store::Attempt;
+use crate::transform_stage::{Batch, PartRows, RawItem, RawPart, TransformStage};
 use crate::{Pipeline, SluiceError};
-
-/// Input objects of one partition, with their bytes.
-pub struct RawItem {
-    partition: String,
-    objects: Vec<RawObject>,
-}
-
-impl Measure for RawItem {
-    fn rows(&self) -> usize {
-        0
-    }
-    fn bytes(&self) -> usize {
-        self.objects.iter().map(|o| o.bytes.len()).sum()
-    }
-}
-
-/// A parsed, transformed (and later scored) piece of one partition.
-pub struct Batch {
-    partition: String,
-    inputs: Vec<InputRecord>,
-    frame: DataFrame,
-    quarantine: DataFrame,
-    rows_read: usize,
-    filtered: Vec<(String, usize)>,
-}
-
-impl Measure for Batch {
-    fn rows(&self) -> usize {
-        self.frame.height()
-    }
-    fn bytes(&self) -> usize {
-        self.frame.estimated_size()
-    }
-}
 
 /// An input object as recorded in lineage.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -80,8 +43,8 @@ pub struct InputRecord {
 type StageResult<T> = Result<T, (Option<String>, SluiceError)>;
 
 struct ExtractSource {
-    /// Items to emit: a partition and a group of its objects.
-    items: Vec<(String, Vec<SourceObject>)>,
+    /// Items to emit, each one or more (partition, group of its objects).
+    items: Vec<Vec<(String, Vec<SourceObject>)>>,
     /// Reads in flight at once, and bytes fetched ahead of the transform.
     max_in_flight: usize,
     max_bytes_ahead: u64,
@@ -92,15 +55,19 @@ impl Source for ExtractSource {
     type Error = SluiceError;
     fn run(&mut self, out: &mut Emitter<'_, RawItem, SluiceError>) -> StageResult<()> {
         // every object of every item, read ahead concurrently and taken in order
-        let all: Vec<SourceObject> = self.items.iter().flat_map(|(_, objs)| objs.iter().cloned()).collect();
+        let all: Vec<SourceObject> = self.items.iter().flatten().flat_map(|(_, objs)| objs.iter().cloned()).collect();
         let mut fetched = prefetch(all, self.max_in_flight, self.max_bytes_ahead);
-        for (partition, objs) in &self.items {
-            let objects = fetched
-                .by_ref()
-                .take(objs.len())
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| (Some(partition.clone()), e.into()))?;
-            if out.emit(RawItem { partition: partition.clone(), objects }).is_err() {
+        for item in &self.items {
+            let mut parts = Vec::with_capacity(item.len());
+            for (partition, objs) in item {
+                let objects = fetched
+                    .by_ref()
+                    .take(objs.len())
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| (Some(partition.clone()), e.into()))?;
+                parts.push(RawPart { partition: partition.clone(), objects });
+            }
+            if out.emit(RawItem { parts }).is_err() {
                 return Ok(()); // cancelled
             }
         }
@@ -108,110 +75,29 @@ impl Source for ExtractSource {
     }
 }
 
-struct TransformStage {
-    format: SourceFormat,
-    csv: CsvSpec,
-    transformer: Transformer,
-    fail_on_bad_rows: bool,
-}
-
-impl TransformStage {
-    /// Parse an item's objects into one frame (and one quarantine).
-    fn ingest(&self, item: &RawItem) -> Result<Ingested, SluiceError> {
-        if self.format == SourceFormat::Email {
-            let objects: Vec<(&str, &[u8])> = item.objects.iter().map(|o| (o.object.uri.as_str(), &o.bytes[..])).collect();
-            return Ok(read_emails(&objects)?);
-        }
-        let mut parts = Vec::with_capacity(item.objects.len());
-        for (i, o) in item.objects.iter().enumerate() {
-            let (uri, bytes) = (o.object.uri.as_str(), &o.bytes[..]);
-            let format = match self.format {
-                SourceFormat::Auto => SourceFormat::of_extension(uri).ok_or_else(|| {
-                    SluiceError::BadInput(format!("{uri}: cannot tell the format from the extension (.csv, .ndjson, .jsonl, .parquet)"))
-                })?,
-                f => f,
-            };
-            let mut part = match format {
-                SourceFormat::Ndjson => read_ndjson(uri, bytes, &self.csv)?,
-                SourceFormat::Parquet => read_parquet(uri, bytes, &self.csv)?,
-                _ => read_csv(uri, bytes, &self.csv)?,
-            };
-            // which object each row came from, for a row a step fails on
-            let n = part.frame.height();
-            part.frame
-                .with_column(Column::new_scalar(OBJECT.into(), Scalar::from(i as u32), n))
-                .map_err(|e| SluiceError::other("numbering the item's objects", e))?;
-            parts.push(part);
-        }
-        if parts.len() == 1 {
-            return Ok(parts.remove(0));
-        }
-        let rows_read = parts.iter().map(|p| p.rows_read).sum();
-        let stack = |frames: Vec<LazyFrame>| concat(frames, UnionArgs::default()).and_then(|lf| lf.collect());
-        let frame = stack(parts.iter().map(|p| p.frame.clone().lazy()).collect())
-            .map_err(|e| SluiceError::other("stacking the item's objects (do their schemas differ?)", e))?;
-        let quarantine = stack(parts.into_iter().map(|p| p.quarantine.lazy()).collect())
-            .map_err(|e| SluiceError::other("stacking quarantines", e))?;
-        Ok(Ingested { frame, quarantine, rows_read })
-    }
-}
-
-impl Stage for TransformStage {
-    type In = RawItem;
-    type Out = Batch;
-    type Error = SluiceError;
-    fn process(&mut self, item: RawItem) -> StageResult<Batch> {
-        let part = Some(item.partition.clone());
-        let mut ing = self.ingest(&item).map_err(|e| (part.clone(), e))?;
-        if self.fail_on_bad_rows {
-            if let Some(e) = first_bad_row(&ing.quarantine) {
-                return Err((part, e.into()));
+/// Group consecutive items into blocks of up to `max_bytes` of input (an item larger than
+/// that is a block of its own); `max_bytes` 0: one item per block.
+fn blocks(items: Vec<(String, Vec<SourceObject>)>, max_bytes: u64) -> Vec<Vec<(String, Vec<SourceObject>)>> {
+    let mut out: Vec<Vec<(String, Vec<SourceObject>)>> = Vec::new();
+    let mut size = 0;
+    for item in items {
+        let bytes: u64 = item.1.iter().map(|o| o.meta.size).sum();
+        match out.last_mut() {
+            Some(block) if size + bytes <= max_bytes => block.push(item),
+            _ => {
+                out.push(vec![item]);
+                size = 0;
             }
         }
-        // the partition's value as a column (Hive style), unless the data has it already
-        let (key, value) = item.partition.split_once('=').unwrap_or_default();
-        if ing.frame.column(key).is_err() {
-            let n = ing.frame.height();
-            ing.frame
-                .with_column(Column::new_scalar(key.into(), Scalar::from(PlSmallStr::from(value)), n))
-                .map_err(|e| (part.clone(), SluiceError::other("adding the partition column", e)))?;
-        }
-        let names: Vec<&str> = item.objects.iter().map(|o| o.object.uri.as_str()).collect();
-        let t = self.transformer.apply(ing.frame, &names).map_err(|e| (part.clone(), e.into()))?;
-        let quarantine = with_isolated(ing.quarantine, &t.isolated).map_err(|e| (part, e))?;
-        let inputs = item.objects.iter().map(|o| InputRecord { object: o.object.clone(), sha256: o.sha256.clone() }).collect();
-        Ok(Batch {
-            partition: item.partition,
-            inputs,
-            frame: t.frame.drop_many([LINE, OBJECT]),
-            quarantine,
-            rows_read: ing.rows_read,
-            filtered: t.filtered,
-        })
+        size += bytes;
     }
-}
-
-/// The quarantine plus the rows a step failed on (rule `step`).
-fn with_isolated(quarantine: DataFrame, isolated: &[Isolated]) -> Result<DataFrame, SluiceError> {
-    if isolated.is_empty() {
-        return Ok(quarantine);
-    }
-    let rows = df!(
-        "file" => isolated.iter().map(|r| r.file.clone()).collect::<Vec<_>>(),
-        "line" => isolated.iter().map(|r| r.line.unwrap_or(0)).collect::<Vec<_>>(),
-        "column" => isolated.iter().map(|r| r.column.clone()).collect::<Vec<_>>(),
-        "value" => isolated.iter().map(|r| r.value.clone()).collect::<Vec<_>>(),
-        "rule" => vec!["step"; isolated.len()],
-        "reason" => isolated.iter().map(|r| format!("step '{}': {}", r.step, r.reason)).collect::<Vec<_>>(),
-    )
-    .map_err(|e| SluiceError::other("quarantining rows a step failed on", e))?;
-    quarantine.vstack(&rows).map_err(|e| SluiceError::other("quarantining rows a step failed on", e))
+    out
 }
 
 /// The loaded model a run scores with; shared by the infer workers.
 #[derive(Clone)]
 enum Scorer {
-    Tabular { model: TabularModel, batch_rows: usize },
+    Tabular { model: TabularModel, batch_rows: usize, vocabularies: Arc<Vec<Option<Vocabulary>>> },
     Embedding { model: Arc<EmbeddingModel>, text_column: String, policy: BatchPolicy },
 }
 
@@ -237,7 +123,8 @@ impl Scorer {
                     )));
                 }
                 let id = model.id().to_string();
-                (Scorer::Tabular { model, batch_rows: p.model.batch_rows }, id)
+                let vocabularies = Arc::new(vocabularies(&model.config().inputs));
+                (Scorer::Tabular { model, batch_rows: p.model.batch_rows, vocabularies }, id)
             }
         };
         if loaded_id != model_id {
@@ -253,12 +140,12 @@ impl Scorer {
     /// `cancel` is set.
     fn score(&self, frame: &DataFrame, output: &str, cancel: &Cancel) -> Result<Column, SluiceError> {
         match self {
-            Scorer::Tabular { model, batch_rows } => {
+            Scorer::Tabular { model, batch_rows, vocabularies } => {
                 let mut scores = Vec::with_capacity(frame.height());
                 let mut offset = 0;
                 while offset < frame.height() {
                     let chunk = frame.slice(offset as i64, *batch_rows);
-                    scores.extend(model.predict(&tabular_batch(&chunk, &model.config().inputs)?)?);
+                    scores.extend(model.predict(&tabular_batch(&chunk, &model.config().inputs, vocabularies)?)?);
                     offset += batch_rows;
                 }
                 Ok(Column::new(output.into(), scores))
@@ -279,10 +166,75 @@ impl Stage for InferStage {
     type Out = Batch;
     type Error = SluiceError;
     fn process(&mut self, mut b: Batch) -> StageResult<Batch> {
-        let part = Some(b.partition.clone());
-        let column = self.scorer.score(&b.frame, &self.output, &self.cancel).map_err(|e| (part.clone(), e))?;
-        b.frame.with_column(column).map_err(|e| (part, SluiceError::other("adding the model's output", e)))?;
+        for seg in &mut b.segments {
+            let part = seg.parts.first().map(|p| p.partition.clone());
+            let column = self.scorer.score(&seg.frame, &self.output, &self.cancel).map_err(|e| (part.clone(), e))?;
+            seg.frame.with_column(column).map_err(|e| (part, SluiceError::other("adding the model's output", e)))?;
+        }
         Ok(b)
+    }
+}
+
+/// One part's rows encoded as Parquet files, with what it accounts for.
+struct EncodedPart {
+    rows: PartRows,
+    /// At least one file (an all-filtered part has an empty one, for its schema).
+    files: Vec<Bytes>,
+    schema: Vec<(String, String)>,
+}
+
+struct Encoded(Vec<EncodedPart>);
+
+impl Measure for Encoded {
+    fn rows(&self) -> usize {
+        self.0.iter().map(|p| p.rows.rows).sum()
+    }
+    fn bytes(&self) -> usize {
+        self.0.iter().flat_map(|p| &p.files).map(Bytes::len).sum()
+    }
+}
+
+/// Encodes each part's rows as Parquet (several workers: the run's heaviest CPU work after
+/// the transform); the write sink only stores the bytes.
+struct EncodeStage {
+    max_rows_per_file: usize,
+    drop_columns: Vec<String>,
+    /// Key-value metadata common to every file; per-partition facts are added.
+    kv: Arc<Vec<(String, String)>>,
+    fingerprints: Arc<BTreeMap<String, String>>,
+}
+
+impl Stage for EncodeStage {
+    type In = Batch;
+    type Out = Encoded;
+    type Error = SluiceError;
+    fn process(&mut self, b: Batch) -> StageResult<Encoded> {
+        let mut out = Vec::new();
+        for seg in b.segments {
+            let frame = seg.frame.drop_many(self.drop_columns.iter().map(String::as_str));
+            let schema: Vec<(String, String)> = frame.schema().iter().map(|(n, t)| (n.to_string(), t.to_string())).collect();
+            let mut offset = 0;
+            for rows in seg.parts {
+                let part = Some(rows.partition.clone());
+                let err = |e: PolarsError| (part.clone(), SluiceError::other(format!("writing partition {}", rows.partition), e));
+                let mut kv = (*self.kv).clone();
+                kv.push(("sluice.partition".into(), rows.partition.clone()));
+                kv.push(("sluice.fingerprint".into(), self.fingerprints.get(&rows.partition).cloned().unwrap_or_default()));
+                let inputs: Vec<_> = rows.inputs.iter().map(|i| json!({"uri": i.object.uri, "sha256": i.sha256})).collect();
+                kv.push(("sluice.inputs".into(), serde_json::Value::from(inputs).to_string()));
+                let mine = frame.slice(offset as i64, rows.rows);
+                offset += rows.rows;
+                let mut files = Vec::new();
+                let mut at = 0;
+                while at < mine.height() || files.is_empty() {
+                    let mut chunk = mine.slice(at as i64, self.max_rows_per_file);
+                    files.push(Bytes::from(parquet_bytes(&mut chunk, kv.clone()).map_err(err)?));
+                    at += self.max_rows_per_file;
+                }
+                out.push(EncodedPart { rows, files, schema: schema.clone() });
+            }
+        }
+        Ok(Encoded(out))
     }
 }
 
@@ -302,70 +254,58 @@ pub struct Written {
 struct WriteSink {
     attempt: Arc<Attempt>,
     progress: Option<indicatif::ProgressBar>,
-    max_rows_per_file: usize,
-    drop_columns: Vec<String>,
-    /// Key-value metadata common to every file; per-partition facts are added.
+    /// Key-value metadata of the quarantine files.
     kv: Vec<(String, String)>,
-    fingerprints: BTreeMap<String, String>,
     parts: BTreeMap<String, Written>,
-}
-
-fn write_parquet<W: std::io::Write>(w: W, df: &mut DataFrame, kv: Vec<(String, String)>) -> Result<(), PolarsError> {
-    ParquetWriter::new(w)
-        .with_compression(ParquetCompression::Zstd(None))
-        .with_key_value_metadata(Some(KeyValueMetadata::from_static(kv)))
-        .finish(df)?;
-    Ok(())
 }
 
 fn parquet_bytes(df: &mut DataFrame, kv: Vec<(String, String)>) -> Result<Vec<u8>, PolarsError> {
     let mut buf = Vec::new();
-    write_parquet(&mut buf, df, kv)?;
+    ParquetWriter::new(&mut buf)
+        .with_compression(ParquetCompression::Zstd(None))
+        .set_parallel(false)
+        .with_key_value_metadata(Some(KeyValueMetadata::from_static(kv)))
+        .finish(df)?;
     Ok(buf)
 }
 
 impl Sink for WriteSink {
-    type In = Batch;
+    type In = Encoded;
     type Output = BTreeMap<String, Written>;
     type Error = SluiceError;
 
-    fn consume(&mut self, b: Batch) -> StageResult<()> {
-        let part = Some(b.partition.clone());
-        let err = |e: PolarsError| (part.clone(), SluiceError::other(format!("writing partition {}", b.partition), e));
-        let w = self.parts.entry(b.partition.clone()).or_default();
-        let frame = b.frame.drop_many(self.drop_columns.iter().map(String::as_str));
-        if w.schema.is_empty() {
-            w.schema = frame.schema().iter().map(|(n, t)| (n.to_string(), t.to_string())).collect();
-        }
-        let mut kv = self.kv.clone();
-        kv.push(("sluice.partition".into(), b.partition.clone()));
-        kv.push(("sluice.fingerprint".into(), self.fingerprints.get(&b.partition).cloned().unwrap_or_default()));
-        let inputs: Vec<_> = b.inputs.iter().map(|i| json!({"uri": i.object.uri, "sha256": i.sha256})).collect();
-        kv.push(("sluice.inputs".into(), serde_json::Value::from(inputs).to_string()));
-        let mut offset = 0;
-        // at least one file per partition, so an all-filtered partition still has its schema
-        while offset < frame.height() || (offset == 0 && w.files.is_empty()) {
-            let mut chunk = frame.slice(offset as i64, self.max_rows_per_file);
-            let write = |out: &mut ObjectWriter| write_parquet(out, &mut chunk, kv.clone()).map_err(|e| err(e).1);
-            let rel = self.attempt.write_data(&b.partition, w.files.len(), write).map_err(|e| (part.clone(), e))?;
-            w.files.push(rel);
-            offset += self.max_rows_per_file;
-        }
-        w.rows_in += b.rows_read as u64;
-        w.rows_out += frame.height() as u64;
-        for (name, n) in b.filtered {
-            *w.filtered.entry(name).or_default() += n as u64;
-        }
-        if b.quarantine.height() > 0 {
-            w.quarantine = Some(match w.quarantine.take() {
-                Some(q) => q.vstack(&b.quarantine).map_err(err)?,
-                None => b.quarantine,
-            });
-        }
-        w.inputs.extend(b.inputs);
-        if let Some(bar) = &self.progress {
-            bar.inc(1);
-            bar.set_message(b.partition);
+    fn consume(&mut self, e: Encoded) -> StageResult<()> {
+        for p in e.0 {
+            let rows = p.rows;
+            let part = Some(rows.partition.clone());
+            let w = self.parts.entry(rows.partition.clone()).or_default();
+            if w.schema.is_empty() {
+                w.schema = p.schema;
+            }
+            for bytes in p.files {
+                // an all-filtered part's empty file only where the partition has no file yet
+                if rows.rows == 0 && !w.files.is_empty() {
+                    continue;
+                }
+                let rel = self.attempt.put_data(&rows.partition, w.files.len(), bytes).map_err(|e| (part.clone(), e))?;
+                w.files.push(rel);
+            }
+            w.rows_in += rows.rows_read as u64;
+            w.rows_out += rows.rows as u64;
+            for (name, n) in rows.filtered {
+                *w.filtered.entry(name).or_default() += n as u64;
+            }
+            if rows.quarantine.height() > 0 {
+                w.quarantine = Some(match w.quarantine.take() {
+                    Some(q) => q.vstack(&rows.quarantine).map_err(|e| (part.clone(), SluiceError::other("collecting the quarantine", e)))?,
+                    None => rows.quarantine,
+                });
+            }
+            w.inputs.extend(rows.inputs);
+            if let Some(bar) = &self.progress {
+                bar.inc(1);
+                bar.set_message(rows.partition);
+            }
         }
         Ok(())
     }
@@ -387,17 +327,29 @@ impl Sink for WriteSink {
 
 /// Read the dimension tables at the versions the plan saw, and load them.
 fn load_dimensions(p: &Pipeline, plan: &Plan) -> Result<Dimensions, SluiceError> {
-    let mut bytes: BTreeMap<&str, Bytes> = BTreeMap::new();
-    for r in &plan.dims {
-        bytes.insert(&r.uri, Storage::open(&r.uri, None)?.get_version("", r)?);
-    }
-    Ok(Dimensions::load(&p.dimensions, |file| {
-        bytes.get(file).map(|b| b.to_vec()).ok_or_else(|| TransformError::BadRow {
-            file: file.to_string(),
-            line: 0,
-            reason: "not among the dimension objects the plan listed".into(),
+    let mut failed = None;
+    let dims = Dimensions::build(&p.dimensions, |spec| {
+        let DimensionSpec::Csv { file, .. } = spec else { return Err(not_listed(spec.name())) };
+        let r = plan.dims.iter().find(|r| &r.uri == file).ok_or_else(|| not_listed(file))?;
+        let read = || {
+            let bytes = Storage::open(&r.uri, None)?.get_version("", r)?;
+            Ok(spec.read(&bytes)?)
+        };
+        dimcache::table(spec, r, read).map_err(|e| {
+            let reason = e.to_string();
+            failed = Some(e);
+            TransformError::BadRow { file: file.clone(), line: 0, reason }
         })
-    })?)
+    });
+    match (dims, failed) {
+        (Ok(d), _) => Ok(d),
+        (Err(_), Some(e)) => Err(e),
+        (Err(e), None) => Err(e.into()),
+    }
+}
+
+fn not_listed(file: &str) -> TransformError {
+    TransformError::BadRow { file: file.to_string(), line: 0, reason: "not among the dimension objects the plan listed".into() }
 }
 
 /// Run the stages over `items`' objects, writing through `attempt`; what each partition
@@ -416,7 +368,11 @@ pub(crate) fn execute(
         .iter()
         .flat_map(|(part, objs)| objs.chunks(p.source.objects_per_item).map(move |c| (part.clone(), c.to_vec())))
         .collect();
-    let largest = items.iter().map(|(_, o)| o.iter().map(|o| o.meta.size).sum::<u64>()).max().unwrap_or(1) as usize;
+    let parts = items.len();
+    // small partitions together through the transform (emails: one at a time)
+    let batch_bytes = if p.source.format == SourceFormat::Email { 0 } else { (p.runtime.batch_kib as u64) << 10 };
+    let items = blocks(items, batch_bytes);
+    let largest = items.iter().map(|b| b.iter().flat_map(|(_, o)| o).map(|o| o.meta.size).sum::<u64>()).max().unwrap_or(1) as usize;
     // a parsed, joined frame is a few times its CSV; size channels for the largest item
     let budget = Budget { channel_bytes: p.runtime.channel_mib << 20, item_bytes: largest.saturating_mul(4) };
     let kv = vec![
@@ -427,7 +383,7 @@ pub(crate) fn execute(
         ("sluice.pipeline_sha256".to_string(), p.sha256.clone()),
         ("sluice.model_id".to_string(), plan.model_id.clone()),
     ];
-    let progress = opts.progress.then(|| progress_bar(items.len()));
+    let progress = opts.progress.then(|| progress_bar(parts));
     // reads ahead: up to 8 at once, and at most half the channel budget fetched ahead
     let extract = ExtractSource { items, max_in_flight: 8, max_bytes_ahead: (budget.channel_bytes / 2) as u64 };
     let (written, report) = runtime::source("extract", extract, budget, opts.cancel.clone())
@@ -445,18 +401,13 @@ pub(crate) fn execute(
             output: p.model.output.clone(),
             cancel: opts.cancel.clone(),
         })
-        .sink(
-            "write",
-            WriteSink {
-                attempt: attempt.clone(),
-                progress,
-                max_rows_per_file: p.output.max_rows_per_file,
-                drop_columns: p.output.drop_columns.clone(),
-                kv,
-                fingerprints: plan.fingerprints.clone(),
-                parts: BTreeMap::new(),
-            },
-        )?;
+        .stage("encode", p.runtime.write_workers, |_| EncodeStage {
+            max_rows_per_file: p.output.max_rows_per_file,
+            drop_columns: p.output.drop_columns.clone(),
+            kv: Arc::new(kv.clone()),
+            fingerprints: Arc::new(plan.fingerprints.clone()),
+        })
+        .sink("write", WriteSink { attempt: attempt.clone(), progress, kv: kv.clone(), parts: BTreeMap::new() })?;
     log_report(&report);
     let staged = written.into_iter().map(|(part, w)| (part.clone(), StagedPartition::new(plan.fingerprints[&part].clone(), w))).collect();
     let report = serde_json::to_value(&report).map_err(|e| SluiceError::other("encoding the run report", e))?;
@@ -466,7 +417,7 @@ pub(crate) fn execute(
 fn progress_bar(items: usize) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(items as u64);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{elapsed_precise} [{wide_bar}] {pos}/{len} items {msg}")
+        indicatif::ProgressStyle::with_template("{elapsed_precise} [{wide_bar}] {pos}/{len} {msg}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     bar

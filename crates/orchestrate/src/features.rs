@@ -1,17 +1,58 @@
 //! Polars columns <-> model inputs and outputs: feature columns for the tabular model
 //! ([`tabular_batch`]), a text column to an embedding column ([`embedding_column`]).
 
+use std::collections::HashMap;
+
 use polars::prelude::*;
 use sluice_infer::{BatchPolicy, EmbeddingModel, FeatureValues, InferError, InputKind, InputSpec, TabularBatch};
 
 use crate::runtime::Cancel;
 use crate::SluiceError;
 
+/// A categorical input's vocabulary, looked up by text and, where every entry is an
+/// integer, by number (an integer column is then read without making text of it).
+#[derive(Debug, Clone)]
+pub struct Vocabulary {
+    by_text: HashMap<String, u32>,
+    by_number: Option<HashMap<i64, u32>>,
+    missing: u32,
+}
+
+impl Vocabulary {
+    fn new(vocab: &[String]) -> Self {
+        let by_text = vocab.iter().enumerate().map(|(i, v)| (v.clone(), i as u32)).collect();
+        let by_number = vocab.iter().enumerate().map(|(i, v)| v.parse::<i64>().ok().map(|n| (n, i as u32))).collect();
+        Vocabulary { by_text, by_number, missing: vocab.len() as u32 }
+    }
+
+    /// Each value's index (missing or unknown: the vocabulary's length).
+    fn codes(&self, column: &Column) -> Result<Vec<u32>, PolarsError> {
+        if let (Some(numbers), true) = (&self.by_number, column.dtype().is_integer()) {
+            let c = column.cast(&DataType::Int64)?;
+            return Ok(c.i64()?.iter().map(|v| v.and_then(|v| numbers.get(&v).copied()).unwrap_or(self.missing)).collect());
+        }
+        let c = column.cast(&DataType::String)?;
+        Ok(c.str()?.iter().map(|v| v.and_then(|v| self.by_text.get(v).copied()).unwrap_or(self.missing)).collect())
+    }
+}
+
+/// The lookups of a model's categorical inputs, built once per run (`None` for numeric ones).
+pub fn vocabularies(inputs: &[InputSpec]) -> Vec<Option<Vocabulary>> {
+    inputs
+        .iter()
+        .map(|i| match &i.kind {
+            InputKind::Categorical { vocab } => Some(Vocabulary::new(vocab)),
+            InputKind::Numeric { .. } => None,
+        })
+        .collect()
+}
+
 /// Take the model's inputs from `frame`: numeric inputs as f32 (null -> NaN, which the model
-/// scores as the training mean), categorical inputs as text (null stays missing).
-pub fn tabular_batch(frame: &DataFrame, inputs: &[InputSpec]) -> Result<TabularBatch, SluiceError> {
+/// scores as the training mean), categorical inputs as vocabulary indices where
+/// `vocabularies` has the input's, else as text (null stays missing; for training).
+pub fn tabular_batch(frame: &DataFrame, inputs: &[InputSpec], vocabularies: &[Option<Vocabulary>]) -> Result<TabularBatch, SluiceError> {
     let mut columns = Vec::with_capacity(inputs.len());
-    for spec in inputs {
+    for (i, spec) in inputs.iter().enumerate() {
         let err = |e: PolarsError| SluiceError::other(format!("model input '{}'", spec.name), e);
         let column = frame.column(&spec.name).map_err(|_| {
             SluiceError::other(
@@ -19,12 +60,13 @@ pub fn tabular_batch(frame: &DataFrame, inputs: &[InputSpec]) -> Result<TabularB
                 format!("column '{}' is not in the transformed frame (columns: {:?})", spec.name, frame.get_column_names()),
             )
         })?;
-        let values = match spec.kind {
-            InputKind::Numeric { .. } => {
+        let values = match (&spec.kind, vocabularies.get(i).and_then(Option::as_ref)) {
+            (InputKind::Numeric { .. }, _) => {
                 let c = column.cast(&DataType::Float32).map_err(err)?;
                 FeatureValues::Numeric(c.f32().map_err(err)?.iter().map(|v| v.unwrap_or(f32::NAN)).collect())
             }
-            InputKind::Categorical { .. } => {
+            (InputKind::Categorical { .. }, Some(v)) => FeatureValues::Codes(v.codes(column).map_err(err)?),
+            (InputKind::Categorical { .. }, None) => {
                 let c = column.cast(&DataType::String).map_err(err)?;
                 FeatureValues::Categorical(c.str().map_err(err)?.iter().map(|v| v.map(str::to_string)).collect())
             }
@@ -74,4 +116,30 @@ pub fn embedding_column(
     }
     let nulls = Series::full_null(output.into(), frame.height(), array.dtype());
     Ok(array.zip_with(&ca.is_not_null(), &nulls).map_err(err)?.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn categorical_values_become_vocabulary_indices_by_number_or_by_text() {
+        let spec = |name: &str, vocab: &[&str]| InputSpec {
+            name: name.into(),
+            kind: InputKind::Categorical { vocab: vocab.iter().map(|v| v.to_string()).collect() },
+        };
+        let inputs = [spec("hour", &["10", "5", "9"]), spec("carrier", &["AA", "UA"])];
+        let frame = df!("hour" => [Some(5i32), Some(10), None, Some(7)], "carrier" => [Some("UA"), None, Some("AA"), Some("ZZ")]).unwrap();
+        let batch = tabular_batch(&frame, &inputs, &vocabularies(&inputs)).unwrap();
+        let codes = |i: usize| match &batch.columns[i].1 {
+            FeatureValues::Codes(c) => c.clone(),
+            other => panic!("{other:?}"),
+        };
+        // missing and unknown values get the slot after the vocabulary
+        assert_eq!(codes(0), vec![1, 0, 3, 3]);
+        assert_eq!(codes(1), vec![1, 2, 0, 2]);
+        // the same one-hot rows as looking the values up as text
+        let text = tabular_batch(&frame, &inputs, &[]).unwrap();
+        assert_eq!(batch.encode(&inputs).unwrap(), text.encode(&inputs).unwrap());
+    }
 }

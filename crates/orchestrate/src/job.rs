@@ -150,7 +150,9 @@ fn execute_and_publish(
         return Err(SluiceError::Cancelled);
     }
     // every data file exists before the hold point (and before the manifests and the commit)
+    let waited = std::time::Instant::now();
     attempt.wait()?;
+    tracing::debug!(wait_s = waited.elapsed().as_secs_f64(), "data files written");
     hooks::checkpoint("commit", &opts.cancel)?;
     let bottleneck = report.get("bottleneck").and_then(|b| b.as_str()).map(str::to_string);
     let publication = Publication {

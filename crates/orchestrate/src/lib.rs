@@ -21,6 +21,7 @@
 //! - [`error`]: [`SluiceError`] and the exit-code contract.
 
 pub mod audit;
+mod dimcache;
 pub mod error;
 pub mod execute;
 pub mod features;
@@ -37,6 +38,7 @@ pub mod runtime;
 pub mod shards;
 pub mod store;
 pub mod summary;
+mod transform_stage;
 
 pub use error::{exit, SluiceError};
 pub use pipeline::Pipeline;

@@ -76,7 +76,7 @@ fn download(objects: Vec<sluice_extract::source::SourceObject>, prefix: &str, tm
     Ok(total)
 }
 
-fn cache_root() -> PathBuf {
+pub(crate) fn cache_root() -> PathBuf {
     let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
     env("SLUICE_CACHE_DIR")
         .or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("sluice")))

@@ -315,6 +315,20 @@ pub struct RuntimeConfig {
     pub transform_workers: usize,
     #[serde(default = "one")]
     pub infer_workers: usize,
+    /// Threads encoding Parquet files.
+    #[serde(default = "two")]
+    pub write_workers: usize,
+    /// Consecutive small partitions go through the transform together, up to this many KiB
+    /// of input, when the steps are row-wise (0: one partition at a time).
+    #[serde(default = "default_batch_kib")]
+    pub batch_kib: usize,
+}
+
+fn two() -> usize {
+    2
+}
+fn default_batch_kib() -> usize {
+    4096
 }
 
 fn default_channel_mib() -> usize {
@@ -326,7 +340,13 @@ fn one() -> usize {
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
-        RuntimeConfig { channel_mib: default_channel_mib(), transform_workers: 1, infer_workers: 1 }
+        RuntimeConfig {
+            channel_mib: default_channel_mib(),
+            transform_workers: 1,
+            infer_workers: 1,
+            write_workers: two(),
+            batch_kib: default_batch_kib(),
+        }
     }
 }
 
@@ -590,7 +610,7 @@ impl Pipeline {
                 errors.push("output.max_rows_per_file: must be at least 1".into());
             }
         }
-        if runtime.channel_mib == 0 || runtime.transform_workers == 0 || runtime.infer_workers == 0 {
+        if runtime.channel_mib == 0 || runtime.transform_workers == 0 || runtime.infer_workers == 0 || runtime.write_workers == 0 {
             errors.push("runtime: channel_mib and worker counts must be at least 1".into());
         }
 

@@ -223,6 +223,7 @@ fn audit_all(
     staged: &BTreeMap<String, StagedPartition>,
 ) -> Result<BTreeMap<String, Vec<CheckResult>>, SluiceError> {
     let Publication { p, dataset, current, override_checks, .. } = publication;
+    let started = std::time::Instant::now();
     let mut audits = BTreeMap::new();
     for (part, s) in staged {
         s.check(p, part)?;
@@ -232,6 +233,7 @@ fn audit_all(
         }
         audits.insert(part.clone(), results);
     }
+    tracing::debug!(partitions = staged.len(), checks_s = started.elapsed().as_secs_f64(), "checks run");
     let failed: Vec<(String, CheckResult)> =
         audits.iter().flat_map(|(part, rs)| rs.iter().filter(|r| r.blocks()).map(|r| (part.clone(), r.clone()))).collect();
     match (failed.is_empty(), override_checks) {

@@ -116,14 +116,17 @@ impl Contracts {
             let parts = [typed(&d.year), typed(&d.month), typed(&d.day)];
             let present = parts.iter().cloned().map(|p| p.is_not_null()).reduce(|a, b| a.and(b)).unwrap_or(lit(true));
             let text = concat_str(parts.iter().map(|p| p.clone().cast(DataType::String)).collect::<Vec<_>>(), "-", false);
-            let date = text.clone().str().to_date(StrptimeOptions {
-                format: Some("%Y-%m-%d".into()),
-                strict: false,
-                exact: true,
-                cache: true,
-            });
+            let [y, m, dd] = parts.clone().map(|p| p.cast(DataType::Int64));
+            // integer arithmetic, no text: months of 31 and 30 days, February 28 or 29
+            let leap = (y.clone() % lit(4i64)).eq(lit(0i64)).and((y.clone() % lit(100i64)).neq(lit(0i64))).or((y % lit(400i64)).eq(lit(0i64)));
+            let days = when(m.clone().is_in(lit(Series::new("m".into(), [4i64, 6, 9, 11])), false))
+                .then(lit(30i64))
+                .when(m.clone().eq(lit(2i64)))
+                .then(when(leap).then(lit(29i64)).otherwise(lit(28i64)))
+                .otherwise(lit(31i64));
+            let valid = m.clone().gt_eq(lit(1i64)).and(m.lt_eq(lit(12i64))).and(dd.clone().gt_eq(lit(1i64))).and(dd.lt_eq(days));
             out.push(Violation {
-                broken: present.and(date.is_null()).fill_null(lit(false)),
+                broken: present.and(valid.fill_null(lit(false)).not()).fill_null(lit(false)),
                 column: format!("{}-{}-{}", d.year, d.month, d.day),
                 value: text,
                 rule: "valid_date",

@@ -38,40 +38,61 @@ pub struct Dimensions {
     pub tables: Vec<(String, DataFrame)>,
 }
 
+impl DimensionSpec {
+    /// A CSV dimension's table from its object's bytes: typed, de-duplicated, one chunk.
+    /// Dimensions are reference data: a bad row is an error, never a quarantine.
+    pub fn read(&self, bytes: &[u8]) -> Result<DataFrame, TransformError> {
+        let wrap = |e: TransformError| TransformError::Dimension { name: self.name().to_string(), source: Box::new(e) };
+        let DimensionSpec::Csv { file, spec: csv, unique_on, .. } = self else {
+            return Err(wrap(TransformError::EmptyFile { file: "(a SQL dimension has no object)".into() }));
+        };
+        let ing = read_csv(file, bytes, csv).map_err(wrap)?;
+        if let Some(e) = first_bad_row(&ing.quarantine) {
+            return Err(wrap(e));
+        }
+        let mut frame = ing.frame.drop(LINE).ctx(|| "dropping line numbers".to_string()).map_err(wrap)?;
+        if !unique_on.is_empty() {
+            frame = frame
+                .unique_stable(Some(unique_on.as_slice()), UniqueKeepStrategy::First, None)
+                .ctx(|| format!("de-duplicating on {unique_on:?}"))
+                .map_err(wrap)?;
+        }
+        // one chunk, whatever the reader's threads: sums over it (an AVG in a derived
+        // dimension) come out the same on every machine
+        frame.rechunk_mut();
+        Ok(frame)
+    }
+}
+
 impl Dimensions {
-    /// Load every dimension. `bytes_of(file)` supplies a CSV dimension's bytes. Dimensions
-    /// are reference data: a bad row is an error, never a quarantine.
+    /// Load every dimension. `bytes_of(file)` supplies a CSV dimension's bytes.
     pub fn load(
         specs: &[DimensionSpec],
         mut bytes_of: impl FnMut(&str) -> Result<Vec<u8>, TransformError>,
     ) -> Result<Self, TransformError> {
+        Self::build(specs, |spec| match spec {
+            DimensionSpec::Csv { file, .. } => spec.read(&bytes_of(file)?),
+            DimensionSpec::Sql { .. } => Err(TransformError::EmptyFile { file: spec.name().to_string() }),
+        })
+    }
+
+    /// Build every dimension: `table_of(spec)` gives a CSV dimension's table (read, or from a
+    /// cache); SQL dimensions are derived here, in declaration order.
+    pub fn build(
+        specs: &[DimensionSpec],
+        mut table_of: impl FnMut(&DimensionSpec) -> Result<DataFrame, TransformError>,
+    ) -> Result<Self, TransformError> {
         let ctx = SQLContext::new();
         let mut tables = Vec::new();
         for spec in specs {
-            let wrap = |e: TransformError| TransformError::Dimension { name: spec.name().to_string(), source: Box::new(e) };
             let frame = match spec {
-                DimensionSpec::Csv { file, spec: csv, unique_on, .. } => {
-                    let bytes = bytes_of(file).map_err(wrap)?;
-                    let ing = read_csv(file, &bytes, csv).map_err(wrap)?;
-                    if let Some(e) = first_bad_row(&ing.quarantine) {
-                        return Err(wrap(e));
-                    }
-                    let frame = ing.frame.drop(LINE).ctx(|| "dropping line numbers".to_string()).map_err(wrap)?;
-                    if unique_on.is_empty() {
-                        frame
-                    } else {
-                        frame
-                            .unique_stable(Some(unique_on.as_slice()), UniqueKeepStrategy::First, None)
-                            .ctx(|| format!("de-duplicating on {unique_on:?}"))
-                            .map_err(wrap)?
-                    }
-                }
+                DimensionSpec::Csv { .. } => table_of(spec)?,
                 DimensionSpec::Sql { sql, .. } => {
                     let mut ctx = ctx.clone();
-                    ctx.execute(sql)
-                        .and_then(|lf| lf.collect())
-                        .ctx(|| "SQL".to_string())
-                        .map_err(wrap)?
+                    ctx.execute(sql).and_then(|lf| lf.collect()).ctx(|| "SQL".to_string()).map_err(|e| TransformError::Dimension {
+                        name: spec.name().to_string(),
+                        source: Box::new(e),
+                    })?
                 }
             };
             tracing::debug!(dimension = spec.name(), rows = frame.height(), "dimension loaded");

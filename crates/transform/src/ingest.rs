@@ -22,6 +22,7 @@ use polars::prelude::*;
 use crate::contracts::{Contracts, Violation};
 use crate::decode::decode;
 use crate::error::Context;
+use crate::steps::OBJECT;
 use crate::{ColumnType, TransformError};
 
 /// The columns of a quarantine frame, in order. `rule` is a code: `structure` (the record
@@ -59,6 +60,8 @@ pub struct Ingested {
 struct Prescan {
     /// Well-formed records only (header included), or None when every record was fine.
     cleaned: Option<Vec<u8>>,
+    /// Where the first record starts (the header's end), in the bytes and in `cleaned`.
+    header_end: usize,
     lines: Vec<u32>,
     bad_lines: Vec<u32>,
     bad_raw: Vec<String>,
@@ -83,11 +86,16 @@ fn prescan(file: &str, bytes: &[u8], spec: &CsvSpec) -> Result<Prescan, Transfor
             });
         }
     }
-    let mut scan = Prescan { cleaned: None, lines: Vec::new(), bad_lines: Vec::new(), bad_raw: Vec::new(), bad_reasons: Vec::new() };
+    let mut scan = Prescan { cleaned: None, header_end: 0, lines: Vec::new(), bad_lines: Vec::new(), bad_raw: Vec::new(), bad_reasons: Vec::new() };
+    let header_end = rdr.position().byte() as usize;
+    if let Some(lines) = simple_lines(bytes, header_end, header_len, spec.separator) {
+        return Ok(Prescan { header_end, lines, ..scan });
+    }
     // byte offset where the current record starts; the previous record ends there
     let mut good_ranges: Vec<(usize, usize)> = Vec::new();
     let mut skipped = false;
     let mut start = rdr.position().byte() as usize;
+    scan.header_end = start;
     good_ranges.push((0, start)); // the header
     loop {
         let line = rdr.position().line() as u32;
@@ -137,15 +145,123 @@ fn prescan(file: &str, bytes: &[u8], spec: &CsvSpec) -> Result<Prescan, Transfor
     Ok(scan)
 }
 
-/// Read one CSV object (plain, gzip or zstd). `file` names it in errors and in the
-/// quarantine.
-pub fn read_csv(file: &str, bytes: &[u8], spec: &CsvSpec) -> Result<Ingested, TransformError> {
+/// One CSV object parsed but not yet typed: every well-formed record as strings (with
+/// `__sluice_line`), and the malformed ones as quarantine rows.
+#[derive(Debug, Clone)]
+pub struct RawCsv {
+    pub frame: DataFrame,
+    /// Quarantine rows (rule `structure`), in the [`QUARANTINE_COLUMNS`] layout.
+    pub structural: DataFrame,
+}
+
+impl RawCsv {
+    /// Data records in the object (header and blank lines excluded).
+    pub fn records(&self) -> usize {
+        self.frame.height() + self.structural.height()
+    }
+}
+
+/// The usual file: no quotes, valid UTF-8, no blank line, every line a record with the
+/// header's field count. The line numbers of its records, found by byte search (a tenth of
+/// the CSV reader's time); `None` sends the file through the CSV reader.
+fn simple_lines(bytes: &[u8], header_end: usize, header_len: usize, separator: u8) -> Option<Vec<u32>> {
+    if memchr::memchr(b'"', bytes).is_some() || std::str::from_utf8(bytes).is_err() {
+        return None;
+    }
+    let body = &bytes[header_end..];
+    let mut lines = Vec::with_capacity(body.len() / 64);
+    let (mut start, mut line) = (0, 2u32);
+    for end in memchr::memchr_iter(b'\n', body).chain(std::iter::once(body.len())) {
+        let record = &body[start.min(body.len())..end];
+        start = end + 1;
+        if end == body.len() && record.is_empty() {
+            break; // after the last newline
+        }
+        let record = record.strip_suffix(b"\r").unwrap_or(record);
+        if record.is_empty() || memchr::memchr_iter(separator, record).count() + 1 != header_len {
+            return None;
+        }
+        lines.push(line);
+        line += 1;
+    }
+    Some(lines)
+}
+
+/// Parse one CSV object (plain, gzip or zstd) into strings; [`type_rows`] types them.
+/// `file` names it in errors and in the quarantine.
+pub fn parse_csv(file: &str, bytes: &[u8], spec: &CsvSpec) -> Result<RawCsv, TransformError> {
     let bytes = &decode(file, bytes, "CSV")?[..];
     let scan = prescan(file, bytes, spec)?;
-    let data: &[u8] = scan.cleaned.as_deref().unwrap_or(bytes);
+    let mut frame = strings(file, scan.cleaned.as_deref().unwrap_or(bytes), scan.lines.len(), spec, false)?;
+    frame.with_column(Column::new(LINE.into(), scan.lines.as_slice())).ctx(|| format!("{file}: adding line numbers"))?;
+    Ok(RawCsv { frame, structural: structural(file, scan)? })
+}
+
+/// Parse several CSV objects with the same header line as one CSV (one engine call instead
+/// of one per object): their records as strings with `__sluice_line` and `__sluice_obj`
+/// (the object's index), and their malformed records (with `__sluice_obj`). `None` when
+/// the headers differ: parse them one by one.
+pub fn parse_csvs(objects: &[(&str, &[u8])], spec: &CsvSpec) -> Result<Option<RawCsv>, TransformError> {
+    let t0 = std::time::Instant::now();
+    let mut combined: Vec<u8> = Vec::new();
+    let (mut lines, mut objs, mut bad) = (Vec::new(), Vec::new(), Vec::new());
+    let mut header: Option<Vec<u8>> = None;
+    for (i, (file, bytes)) in objects.iter().enumerate() {
+        let bytes = decode(file, bytes, "CSV")?;
+        let mut scan = prescan(file, &bytes, spec)?;
+        let data = scan.cleaned.take().unwrap_or_else(|| bytes.into_owned());
+        let (head, body) = data.split_at(scan.header_end);
+        match &header {
+            None => {
+                header = Some(head.trim_ascii_end().to_vec());
+                combined.extend_from_slice(head.trim_ascii_end());
+                combined.push(b'\n');
+            }
+            Some(h) if h[..] == *head.trim_ascii_end() => {}
+            Some(_) => return Ok(None),
+        }
+        combined.extend_from_slice(body);
+        if !body.is_empty() && !body.ends_with(b"\n") {
+            combined.push(b'\n');
+        }
+        objs.extend(std::iter::repeat_n(i as u32, scan.lines.len()));
+        lines.append(&mut scan.lines);
+        bad.push(with_object(file, structural(file, scan)?, i as u32)?);
+    }
+    let names: Vec<&str> = objects.iter().map(|(f, _)| *f).collect();
+    let what = names.first().map(|f| f.to_string()).unwrap_or_default();
+    let prescan_s = t0.elapsed().as_secs_f64();
+    // numbers parsed as such at once (the usual, clean case); as text if any does not parse,
+    // to find the rows that do not
+    let mut frame = match strings(&what, &combined, lines.len(), spec, true) {
+        Ok(frame) => frame,
+        Err(e) => {
+            tracing::debug!(file = what, error = %e, "a number did not parse: reading as text");
+            strings(&what, &combined, lines.len(), spec, false)?
+        }
+    };
+    frame.with_column(Column::new(LINE.into(), lines)).ctx(|| format!("{what}: adding line numbers"))?;
+    frame.with_column(Column::new(OBJECT.into(), objs)).ctx(|| format!("{what}: numbering objects"))?;
+    let structural = concat(bad.into_iter().map(IntoLazy::lazy).collect::<Vec<_>>(), UnionArgs::default())
+        .and_then(|lf| lf.collect())
+        .ctx(|| format!("{what}: quarantine"))?;
+    tracing::debug!(prescan_s, parse_s = t0.elapsed().as_secs_f64() - prescan_s, "parsed");
+    Ok(Some(RawCsv { frame, structural }))
+}
+
+/// Well-formed CSV records as strings (`numbers`: the declared numeric columns as their
+/// type, failing if a value does not parse); `records` of them are expected.
+fn strings(file: &str, data: &[u8], records: usize, spec: &CsvSpec, numbers: bool) -> Result<DataFrame, TransformError> {
     let null_values = NullValues::AllColumns(spec.null_values.iter().map(|s| s.as_str().into()).collect());
+    let numeric: Schema = spec
+        .columns
+        .iter()
+        .filter(|(_, ty)| numbers && matches!(ty, ColumnType::I32 | ColumnType::I64 | ColumnType::F32 | ColumnType::F64))
+        .map(|(name, ty)| Field::new(name.as_str().into(), ty.dtype()))
+        .collect();
     let raw = CsvReadOptions::default()
         .with_has_header(true)
+        .with_schema_overwrite((!numeric.is_empty()).then(|| Arc::new(numeric)))
         .with_infer_schema_length(Some(0)) // everything as String; types come from the spec
         .with_parse_options(
             CsvParseOptions::default().with_separator(spec.separator).with_null_values(Some(null_values)),
@@ -153,19 +269,19 @@ pub fn read_csv(file: &str, bytes: &[u8], spec: &CsvSpec) -> Result<Ingested, Tr
         .into_reader_with_file_handle(Cursor::new(data))
         .finish()
         .map_err(|source| TransformError::Parse { file: file.to_string(), format: "CSV", source })?;
-    if raw.height() != scan.lines.len() {
+    if raw.height() != records {
         return Err(TransformError::BadRow {
             file: file.to_string(),
             line: 0,
-            reason: format!("parsed {} rows but found {} records", raw.height(), scan.lines.len()),
+            reason: format!("parsed {} rows but found {records} records", raw.height()),
         });
     }
-    let mut raw = raw;
-    raw.with_column(Column::new(LINE.into(), scan.lines))
-        .ctx(|| format!("{file}: adding line numbers"))?;
-    let typed = spec.columns.iter().map(|(name, ty)| (name.clone(), *ty, ty.parse_expr(name))).collect();
-    let (frame, value_errors) = split_bad_rows(file, raw.lazy(), typed, &spec.contracts)?;
-    let structural = df!(
+    Ok(raw)
+}
+
+/// The malformed records a prescan found, as quarantine rows (rule `structure`).
+fn structural(file: &str, scan: Prescan) -> Result<DataFrame, TransformError> {
+    df!(
         "file" => vec![file; scan.bad_lines.len()],
         "line" => scan.bad_lines,
         "column" => vec![None::<&str>; scan.bad_raw.len()],
@@ -173,21 +289,49 @@ pub fn read_csv(file: &str, bytes: &[u8], spec: &CsvSpec) -> Result<Ingested, Tr
         "rule" => vec!["structure"; scan.bad_reasons.len()],
         "reason" => scan.bad_reasons,
     )
-    .ctx(|| format!("{file}: quarantine"))?;
-    let quarantine = concat([structural.lazy(), value_errors.lazy()], UnionArgs::default())
+    .ctx(|| format!("{file}: quarantine"))
+}
+
+/// Read one CSV object (plain, gzip or zstd). `file` names it in errors and in the
+/// quarantine.
+pub fn read_csv(file: &str, bytes: &[u8], spec: &CsvSpec) -> Result<Ingested, TransformError> {
+    let raw = parse_csv(file, bytes, spec)?;
+    let (frame, value_errors) = type_rows(with_object(file, raw.frame, 0)?, &[file], spec)?;
+    let quarantine = concat([raw.structural.lazy(), value_errors.drop(OBJECT).ctx(|| file.to_string())?.lazy()], UnionArgs::default())
         .and_then(|lf| lf.sort(["line"], Default::default()).collect())
         .ctx(|| format!("{file}: quarantine"))?;
-    let rows_read = frame.height() + quarantine.height();
-    Ok(Ingested { frame, quarantine, rows_read })
+    let frame = frame.drop(OBJECT).ctx(|| file.to_string())?;
+    Ok(Ingested { rows_read: frame.height() + quarantine.height(), frame, quarantine })
+}
+
+/// `frame` with the object index `i` in `__sluice_obj`.
+pub fn with_object(file: &str, mut frame: DataFrame, i: u32) -> Result<DataFrame, TransformError> {
+    let n = frame.height();
+    frame.with_column(Column::new_scalar(OBJECT.into(), Scalar::from(i), n)).ctx(|| format!("{file}: numbering objects"))?;
+    Ok(frame)
+}
+
+/// Type the declared columns of raw rows (strings) from one or more objects, and check the
+/// contracts, in one vectorized pass. `raw` has `__sluice_line` and `__sluice_obj` (an index
+/// into `files`). Returns the good rows (typed columns in place of the raw ones, both
+/// bookkeeping columns kept) and the quarantine rows ([`QUARANTINE_COLUMNS`] plus
+/// `__sluice_obj`).
+pub fn type_rows(raw: DataFrame, files: &[&str], spec: &CsvSpec) -> Result<(DataFrame, DataFrame), TransformError> {
+    // columns the reader typed already need no conversion (and cannot fail one)
+    let typed = spec
+        .columns
+        .iter()
+        .filter(|(name, ty)| raw.column(name).map_or(true, |c| c.dtype() != &ty.dtype()))
+        .map(|(name, ty)| (name.clone(), *ty, ty.parse_expr(name)))
+        .collect();
+    split_bad_rows(files, raw.lazy(), typed, &spec.contracts)
 }
 
 /// Type the declared columns of `raw` (each `(name, type, expression)`) and check the
-/// contracts, in one vectorized pass. A row is bad at the first failure, in order: a present
-/// value that does not convert, then each contract rule. Returns the good rows (typed
-/// columns in place of the raw ones, the file's column order, `__sluice_line` kept) and the
-/// quarantine rows. `raw` must have the `__sluice_line` column.
+/// contracts. A row is bad at the first failure, in order: a present value that does not
+/// convert, then each contract rule. The good rows keep the file's column order.
 fn split_bad_rows(
-    file: &str,
+    files: &[&str],
     raw: LazyFrame,
     typed: Vec<(String, ColumnType, Expr)>,
     contracts: &Contracts,
@@ -207,7 +351,28 @@ fn split_bad_rows(
     let raw_col = |c: &str| col(c).cast(DataType::String);
     checks.extend(contracts.violations(&typed_col, &raw_col));
 
-    // the index of the first broken check (null: a good row), then what it names
+    // first whether any row breaks anything (cheap: or-ed booleans) ...
+    let any_broken = checks.iter().map(|c| c.broken.clone()).reduce(|a, b| a.or(b)).unwrap_or(lit(false));
+    let marked = raw
+        .with_columns(typed.iter().map(|(name, _, e)| e.clone().alias(t(name))).collect::<Vec<_>>())
+        .with_column(any_broken.alias(BAD))
+        .collect()
+        .ctx(|| format!("{}: typing columns", files.join(", ")))?;
+    let keep: Vec<Expr> = marked
+        .get_column_names()
+        .into_iter()
+        .filter(|n| !n.starts_with("__") || n.as_str() == LINE || n.as_str() == OBJECT)
+        .map(|n| if typed.iter().any(|(c, _, _)| c == n.as_str()) { col(t(n)).alias(n.clone()) } else { col(n.clone()) })
+        .collect();
+    let context = || files.join(", ");
+    if !marked.column(BAD).and_then(|c| c.bool().map(|b| b.any())).ctx(context)? {
+        // every row good (the usual case): no filtering, no quarantine rows
+        let frame = marked.lazy().select(keep).collect().ctx(|| format!("{}: selecting typed columns", context()))?;
+        let quarantine = no_quarantine().hstack(&[Column::new_empty(OBJECT.into(), &DataType::UInt32)]).ctx(context)?;
+        return Ok((frame, quarantine));
+    }
+    // ... then, only if some do, the index of the first broken check (null: a good row),
+    // and what it names
     let null_str = || lit(NULL).cast(DataType::String);
     let mut first = lit(NULL).cast(DataType::Int32);
     for (i, c) in checks.iter().enumerate().rev() {
@@ -216,39 +381,42 @@ fn split_bad_rows(
     let pick = |f: &dyn Fn(&Violation) -> Expr| {
         checks.iter().enumerate().rev().fold(null_str(), |acc, (i, c)| when(col(BAD).eq(lit(i as i32))).then(f(c)).otherwise(acc))
     };
-    let marked = raw
-        .with_columns(typed.iter().map(|(name, _, e)| e.clone().alias(t(name))).collect::<Vec<_>>())
-        .with_column(first.alias(BAD))
-        .collect()
-        .ctx(|| format!("{file}: typing columns"))?;
+    let marked = marked.lazy().with_column(first.alias(BAD)).collect().ctx(|| format!("{}: finding bad rows", context()))?;
     let quarantine = marked
         .clone()
         .lazy()
         .filter(col(BAD).is_not_null())
         .select([
-            lit(file).alias("file"),
+            lit(NULL).cast(DataType::String).alias("file"),
             col(LINE).alias("line"),
             pick(&|c| lit(c.column.as_str())).alias("column"),
             pick(&|c| c.value.clone()).alias("value"),
             pick(&|c| lit(c.rule)).alias("rule"),
             pick(&|c| lit(c.reason.as_str())).alias("reason"),
+            col(OBJECT),
         ])
         .collect()
-        .ctx(|| format!("{file}: quarantine"))?;
+        .ctx(|| format!("{}: quarantine", context()))?;
+    let quarantine = with_file_names(quarantine, files)?;
     // good rows: typed columns replace their raw strings, in the file's column order
-    let keep: Vec<Expr> = marked
-        .get_column_names()
-        .into_iter()
-        .filter(|n| !n.starts_with("__") || n.as_str() == LINE)
-        .map(|n| if typed.iter().any(|(c, _, _)| c == n.as_str()) { col(t(n)).alias(n.clone()) } else { col(n.clone()) })
-        .collect();
     let frame = marked
         .lazy()
         .filter(col(BAD).is_null())
         .select(keep)
         .collect()
-        .ctx(|| format!("{file}: selecting typed columns"))?;
+        .ctx(|| format!("{}: selecting typed columns", context()))?;
     Ok((frame, quarantine))
+}
+
+/// Fill a quarantine's `file` column from its `__sluice_obj` indices (few rows: in Rust).
+fn with_file_names(mut q: DataFrame, files: &[&str]) -> Result<DataFrame, TransformError> {
+    if q.height() == 0 {
+        return Ok(q);
+    }
+    let objects = q.column(OBJECT).and_then(|c| c.u32().cloned()).ctx(|| "quarantine".to_string())?;
+    let names: Vec<Option<&str>> = objects.iter().map(|o| o.and_then(|o| files.get(o as usize).copied())).collect();
+    q.with_column(Column::new("file".into(), names)).ctx(|| "quarantine".to_string())?;
+    Ok(q)
 }
 
 /// An empty quarantine frame.
@@ -277,8 +445,9 @@ fn typed_format(file: &str, frame: DataFrame, spec: &CsvSpec) -> Result<Ingested
     }
     let n = frame.height() as u32;
     let lines = Column::new(LINE.into(), (1..=n).collect::<Vec<u32>>());
-    let frame = frame.hstack(&[lines]).ctx(|| format!("{file}: adding line numbers"))?;
-    let (frame, quarantine) = split_bad_rows(file, frame.lazy(), typed, &spec.contracts)?;
+    let frame = with_object(file, frame.hstack(&[lines]).ctx(|| format!("{file}: adding line numbers"))?, 0)?;
+    let (frame, quarantine) = split_bad_rows(&[file], frame.lazy(), typed, &spec.contracts)?;
+    let (frame, quarantine) = (frame.drop(OBJECT).ctx(|| file.to_string())?, quarantine.drop(OBJECT).ctx(|| file.to_string())?);
     Ok(Ingested { rows_read: frame.height() + quarantine.height(), frame, quarantine })
 }
 

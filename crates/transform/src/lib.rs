@@ -17,7 +17,8 @@
 //! - [`steps`]: SQL steps, named filter rules and de-duplication applied to a partition's
 //!   frame ([`Transformer`]); SQL steps must keep the row count, so every dropped row is
 //!   counted by the rule that dropped it. Rows a step fails on (a cast, a date parse) are
-//!   found by bisection and set aside, up to a limit.
+//!   found by bisection and set aside, up to a limit. Steps that are row-wise (decided on
+//!   the engine's plan, [`Transformer::row_wise`]) may run on several partitions at once.
 
 pub mod checks;
 pub mod contracts;
@@ -26,13 +27,14 @@ pub mod dims;
 pub mod email;
 pub mod error;
 pub mod ingest;
+mod rowwise;
 pub mod steps;
 pub mod types;
 
 pub use dims::{DimensionSpec, Dimensions};
 pub use email::read_emails;
 pub use error::TransformError;
-pub use ingest::{read_csv, read_ndjson, read_parquet, CsvSpec, Ingested, QUARANTINE_COLUMNS};
+pub use ingest::{parse_csv, read_csv, read_ndjson, read_parquet, type_rows, CsvSpec, Ingested, RawCsv, QUARANTINE_COLUMNS};
 pub use polars;
 pub use contracts::{Contract, Contracts, DateParts, Rule};
 pub use steps::{Isolated, Step, Transformed, Transformer};

@@ -9,6 +9,7 @@ use polars::prelude::*;
 use polars::sql::{sql_expr, SQLContext};
 
 use crate::ingest::LINE;
+use crate::rowwise::{is_row_wise, PROBE};
 use crate::{Dimensions, TransformError};
 
 #[derive(Debug, Clone)]
@@ -51,8 +52,10 @@ impl Step {
 #[derive(Debug, Clone)]
 pub struct Transformed {
     pub frame: DataFrame,
-    /// Rows dropped by each filter rule, in step order.
-    pub filtered: Vec<(String, usize)>,
+    /// Rows dropped by each filter rule, in step order, per object (indexed like the
+    /// `objects` given to [`Transformer::apply`]; all under the first when a step before
+    /// dropped `__sluice_obj`).
+    pub filtered: Vec<(String, Vec<usize>)>,
     /// Rows a step failed on, taken out of the frame (to be quarantined).
     pub isolated: Vec<Isolated>,
 }
@@ -64,6 +67,8 @@ pub struct Isolated {
     /// The row's object and line (from `__sluice_obj` and `__sluice_line`), where the steps
     /// before kept those columns.
     pub file: Option<String>,
+    /// Its index among the item's objects.
+    pub object: Option<u32>,
     pub line: Option<u32>,
     /// The column and value the engine named, where it did.
     pub column: Option<String>,
@@ -76,18 +81,24 @@ pub const OBJECT: &str = "__sluice_obj";
 /// Step executions one item may spend finding the rows a step fails on.
 const ISOLATION_RUNS: usize = 2_000;
 
-/// Applies the steps; holds the dimensions' SQL context, so build one per worker.
+/// Applies the steps; build one per worker.
 pub struct Transformer {
+    dims: Dimensions,
+    /// The dimensions registered for SQL; made afresh for every item, because a registered
+    /// table keeps the engine's plan arena of every query that read it, and with it each
+    /// item's input frame (memory grew by the input's size per item).
     ctx: SQLContext,
     steps: Vec<Step>,
     /// Quarantine at most this fraction of an item's rows that a step fails on; `None`:
     /// the first such row fails the item.
     isolate: Option<f64>,
+    /// [`Transformer::row_wise`]'s answer, for the schema it was asked about.
+    row_wise: Option<(Schema, bool)>,
 }
 
 impl Transformer {
     pub fn new(dims: &Dimensions, steps: Vec<Step>) -> Self {
-        Transformer { ctx: dims.sql_context(), steps, isolate: None }
+        Transformer { dims: dims.clone(), ctx: SQLContext::new(), steps, isolate: None, row_wise: None }
     }
 
     /// Rows a step fails on are taken out (up to `max_fraction` of an item's rows) instead
@@ -111,11 +122,54 @@ impl Transformer {
         }
     }
 
+    /// True when the steps give every row of a frame with this schema what they would give it
+    /// among its own partition's rows only ([`crate::rowwise`]): then several partitions may
+    /// go through them at once. Decided once per schema.
+    pub fn row_wise(&mut self, schema: &Schema) -> bool {
+        if let Some((seen, answer)) = &self.row_wise {
+            if seen == schema {
+                return *answer;
+            }
+        }
+        let answer = self.decide_row_wise(schema);
+        self.row_wise = Some((schema.clone(), answer));
+        answer
+    }
+
+    fn decide_row_wise(&mut self, schema: &Schema) -> bool {
+        self.ctx = self.dims.sql_context();
+        let mut schema = schema.clone();
+        schema.with_column(PROBE.into(), DataType::Boolean);
+        let steps = self.steps.clone();
+        let answer = steps.iter().all(|step| {
+            let lf = match step {
+                Step::Sql { sql, .. } => {
+                    self.ctx.register("input", DataFrame::empty_with_schema(&schema).lazy());
+                    self.ctx.execute(sql)
+                }
+                Step::Filter { keep, .. } => sql_expr(keep).map(|e| DataFrame::empty_with_schema(&schema).lazy().filter(e)),
+                Step::Unique { .. } => return false, // within one item: the partition's rows
+            };
+            let Ok(mut lf) = lf else { return false };
+            match lf.collect_schema() {
+                Ok(out) if out.contains(PROBE) && is_row_wise(lf) => {
+                    schema = (*out).clone();
+                    true
+                }
+                _ => false,
+            }
+        });
+        self.ctx.unregister("input");
+        answer
+    }
+
     /// Run the steps on `frame`; `objects` names the objects `__sluice_obj` indexes (for
     /// the rows a step fails on).
     pub fn apply(&mut self, frame: DataFrame, objects: &[&str]) -> Result<Transformed, TransformError> {
+        self.ctx = self.dims.sql_context();
         let mut frame = frame;
         let mut filtered = Vec::new();
+        let slots = objects.len().max(1);
         let mut isolated = Vec::new();
         let steps = self.steps.clone();
         for step in &steps {
@@ -124,15 +178,25 @@ impl Transformer {
                 Err(e) => self.isolate(step, &frame, e, objects)?,
             };
             let before = frame.height() - bad.len();
+            let counts_before = matches!(step, Step::Sql { .. }).then(Vec::new).unwrap_or_else(|| per_object(&frame, slots));
             frame = out;
-            isolated.extend(bad);
             match step {
                 Step::Sql { name, .. } if frame.height() != before => {
                     return Err(TransformError::RowCountChanged { step: name.clone(), before, after: frame.height() });
                 }
                 Step::Sql { .. } => {}
-                Step::Filter { name, .. } | Step::Unique { name, .. } => filtered.push((name.clone(), before - frame.height())),
+                Step::Filter { name, .. } | Step::Unique { name, .. } => {
+                    let mut dropped = counts_before;
+                    for (d, after) in dropped.iter_mut().zip(per_object(&frame, slots)) {
+                        *d -= after;
+                    }
+                    for r in bad.iter().filter_map(|r| r.object) {
+                        dropped[r as usize % slots] -= 1; // isolated, not filtered
+                    }
+                    filtered.push((name.clone(), dropped))
+                }
             }
+            isolated.extend(bad);
         }
         self.ctx.unregister("input");
         Ok(Transformed { frame, filtered, isolated })
@@ -183,7 +247,7 @@ impl Transformer {
         bad.sort_by_key(|(i, _)| *i);
         let Some((i, e)) = bad.first() else {
             // the rows fail only together (e.g. an aggregate over all of them)
-            let row = Isolated { step: step.name().to_string(), file: None, line: None, column: None, value: None, reason: whole };
+            let row = Isolated { step: step.name().to_string(), file: None, object: None, line: None, column: None, value: None, reason: whole };
             return Err(TransformError::StepData(Box::new(row)));
         };
         let row = isolated_row(step.name(), frame, *i, e, objects);
@@ -225,18 +289,25 @@ impl Transformer {
     }
 }
 
+/// Rows per object (`__sluice_obj`), `slots` of them; all under the first without it.
+fn per_object(frame: &DataFrame, slots: usize) -> Vec<usize> {
+    let mut counts = vec![0; slots];
+    match frame.column(OBJECT).ok().and_then(|c| c.u32().ok()) {
+        Some(objects) => objects.iter().for_each(|o| counts[o.unwrap_or(0) as usize % slots] += 1),
+        None => counts[0] = frame.height(),
+    }
+    counts
+}
+
 fn isolated_row(step: &str, frame: &DataFrame, i: usize, e: &PolarsError, objects: &[&str]) -> Isolated {
     let u32_at = |name: &str| frame.column(name).ok().and_then(|c| c.get(i).ok()).and_then(|v| v.extract::<u32>());
     let (column, value) = match conversion(e) {
         Some((column, value)) => (Some(column).filter(|c| frame.column(c).is_ok()), Some(value)),
         None => (None, None),
     };
-    let file = match (u32_at(OBJECT), objects) {
-        (Some(o), _) => objects.get(o as usize).map(|f| f.to_string()),
-        (None, [only]) => Some(only.to_string()),
-        _ => None,
-    };
-    Isolated { step: step.to_string(), file, line: u32_at(LINE), column, value, reason: engine_reason(e) }
+    let object = u32_at(OBJECT).or((objects.len() == 1).then_some(0));
+    let file = object.and_then(|o| objects.get(o as usize)).map(|f| f.to_string());
+    Isolated { step: step.to_string(), file, object, line: u32_at(LINE), column, value, reason: engine_reason(e) }
 }
 
 /// The engine's message without its advice to Python users ("You might want to try …"),
@@ -301,6 +372,45 @@ mod tests {
         let e = transformer(DATE).isolating(0.1).apply(frame(), &["day.csv"]).unwrap_err();
         assert!(matches!(&e, TransformError::StepData(r) if r.line == Some(3)), "{e}");
         assert!(!e.to_string().contains("You might want"), "{e}");
+    }
+
+    #[test]
+    fn row_wise_is_decided_on_the_plan() {
+        let dim = df!("k" => ["a", "b"], "v" => [1i32, 2]).unwrap();
+        let dims = Dimensions { tables: vec![("dim".into(), dim)] };
+        let schema = df!("k" => ["a"], "x" => [1.5f64], LINE => [2u32]).unwrap().schema().as_ref().clone();
+        let sql = |q: &str| Step::Sql { name: "s".into(), sql: q.into() };
+        let row_wise = |steps: Vec<Step>| Transformer::new(&dims, steps).row_wise(&schema);
+        // joins with dimensions, expressions, filters, an aggregate over a dimension only
+        assert!(row_wise(vec![sql("SELECT i.*, d.v FROM input i LEFT JOIN dim d ON i.k = d.k")]));
+        assert!(row_wise(vec![sql("SELECT *, x * 2 AS y, CASE WHEN x > 1 THEN 'big' ELSE 'small' END AS size FROM input")]));
+        assert!(row_wise(vec![Step::Filter { name: "f".into(), keep: "x > 1".into() }]));
+        assert!(row_wise(vec![sql("SELECT i.*, m.top FROM input i CROSS JOIN (SELECT MAX(v) AS top FROM dim) m")]));
+        // anything that looks across input rows
+        for q in [
+            "SELECT *, COUNT(*) OVER () AS n FROM input",
+            "SELECT k, SUM(x) AS x FROM input GROUP BY k",
+            "SELECT * FROM input ORDER BY x",
+            "SELECT * FROM input LIMIT 3",
+            "SELECT DISTINCT * FROM input",
+            "SELECT a.* FROM input a JOIN input b ON a.k = b.k",
+            "SELECT d.k, i.x FROM dim d LEFT JOIN input i ON d.k = i.k",
+        ] {
+            assert!(!row_wise(vec![sql(q)]), "{q}");
+        }
+        assert!(!row_wise(vec![Step::Unique { name: "u".into(), on: vec!["k".into()] }]));
+        // a step that drops the bookkeeping columns leaves nothing to split the rows by
+        assert!(!row_wise(vec![sql("SELECT k, x FROM input")]));
+    }
+
+    #[test]
+    fn filtered_rows_are_counted_per_object() {
+        let frame = df!("x" => [1i32, 5, 2, 7], LINE => [2u32, 3, 2, 3], OBJECT => [0u32, 0, 1, 1]).unwrap();
+        let dims = Dimensions::default();
+        let t = Transformer::new(&dims, vec![Step::Filter { name: "small".into(), keep: "x < 6".into() }])
+            .apply(frame, &["a.csv", "b.csv"])
+            .unwrap();
+        assert_eq!(t.filtered, vec![("small".to_string(), vec![0, 1])]);
     }
 
     #[test]
