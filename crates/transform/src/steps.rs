@@ -81,12 +81,8 @@ pub const OBJECT: &str = "__sluice_obj";
 /// Step executions one item may spend finding the rows a step fails on.
 const ISOLATION_RUNS: usize = 2_000;
 
-/// Applies the steps; build one per worker.
+/// Applies the steps; holds the dimensions' SQL context, so build one per worker.
 pub struct Transformer {
-    dims: Dimensions,
-    /// The dimensions registered for SQL; made afresh for every item, because a registered
-    /// table keeps the engine's plan arena of every query that read it, and with it each
-    /// item's input frame (memory grew by the input's size per item).
     ctx: SQLContext,
     steps: Vec<Step>,
     /// Quarantine at most this fraction of an item's rows that a step fails on; `None`:
@@ -98,7 +94,7 @@ pub struct Transformer {
 
 impl Transformer {
     pub fn new(dims: &Dimensions, steps: Vec<Step>) -> Self {
-        Transformer { dims: dims.clone(), ctx: SQLContext::new(), steps, isolate: None, row_wise: None }
+        Transformer { ctx: dims.sql_context(), steps, isolate: None, row_wise: None }
     }
 
     /// Rows a step fails on are taken out (up to `max_fraction` of an item's rows) instead
@@ -137,7 +133,6 @@ impl Transformer {
     }
 
     fn decide_row_wise(&mut self, schema: &Schema) -> bool {
-        self.ctx = self.dims.sql_context();
         let mut schema = schema.clone();
         schema.with_column(PROBE.into(), DataType::Boolean);
         let steps = self.steps.clone();
@@ -166,7 +161,6 @@ impl Transformer {
     /// Run the steps on `frame`; `objects` names the objects `__sluice_obj` indexes (for
     /// the rows a step fails on).
     pub fn apply(&mut self, frame: DataFrame, objects: &[&str]) -> Result<Transformed, TransformError> {
-        self.ctx = self.dims.sql_context();
         let mut frame = frame;
         let mut filtered = Vec::new();
         let slots = objects.len().max(1);
