@@ -15,11 +15,11 @@
 //! referenced, and `discard` keeps them. Debris of attempts that died (SIGKILL, OOM) is
 //! never referenced by a commit and is left for garbage collection; a retry ignores it.
 
+use std::io::Write;
 use std::sync::Mutex;
 
 use bytes::Bytes;
-use sluice_extract::storage::ObjectWriter;
-use sluice_extract::upload::{Uploaded, Uploads};
+use sluice_extract::upload::{Uploaded, Uploads, PART_SIZE};
 use sluice_extract::{PutOutcome, Storage};
 
 use super::{run_dir, CommitOutcome, CommitRequest, Dataset, RUNS_DIR};
@@ -121,29 +121,17 @@ impl Attempt {
         self.record(done)
     }
 
-    /// Data file `index` of `partition`, written by `write` through an [`ObjectWriter`]
-    /// (bounded memory: large files go up in parts, now; small ones in the background).
-    pub fn write_data(
-        &self,
-        partition: &str,
-        index: usize,
-        write: impl FnOnce(&mut ObjectWriter) -> Result<(), SluiceError>,
-    ) -> Result<String, SluiceError> {
-        let rel = format!("{}/part-{index:05}.parquet", self.dir(partition));
-        let mut w = self.storage.writer(&rel)?;
-        write(&mut w)?;
-        match w.take_small() {
-            Some(bytes) => self.create_later(rel, bytes),
-            None => {
-                let outcome = w.finish()?;
-                self.created(rel, outcome)
-            }
-        }
-    }
-
-    /// Data file `index` of `partition`, from bytes.
+    /// Data file `index` of `partition`, from its encoded bytes: one conditional put in the
+    /// background, or, above [`PART_SIZE`], a multipart upload through an `ObjectWriter`, now.
     pub fn put_data(&self, partition: &str, index: usize, bytes: Bytes) -> Result<String, SluiceError> {
-        self.create_later(format!("{}/part-{index:05}.parquet", self.dir(partition)), bytes)
+        let rel = format!("{}/part-{index:05}.parquet", self.dir(partition));
+        if bytes.len() <= PART_SIZE {
+            return self.create_later(rel, bytes);
+        }
+        let mut w = self.storage.writer(&rel)?;
+        w.write_all(&bytes).map_err(|e| SluiceError::other(format!("writing {rel}"), e))?;
+        let outcome = w.finish()?;
+        self.created(rel, outcome)
     }
 
     /// The quarantined rows of `partition`.
