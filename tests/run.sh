@@ -6,9 +6,14 @@
 #   loopback ports for the object-store tests;
 # - `cargo test --workspace --locked`: unit, integration and the e2e tests (tests/e2e),
 #   which run the real `sluice` binary on the committed samples, on local disk, S3 and Azure;
-# - tests/airflow/dags_test.py: installs Apache Airflow into a venv (once), runs
-#   `airflow dags test` on both DAGs of pipelines/airflow against the committed sample and
-#   checks what they published.
+# - tests/airflow/dags_test.py: installs Apache Airflow and its Kubernetes provider into a
+#   venv (once), runs `airflow dags test` on the DAGs of pipelines/airflow against the
+#   committed sample, checks what they published, renders the KubernetesPodOperator DAG;
+# - tests/containers/containers_test.py: installs podman (Debian packages) if missing, builds
+#   both images from the test build's binaries (deploy/build-images.sh) and runs them as a
+#   scheduler would: read-only, SIGTERM, exit codes, `podman kube play` of pipelines/k8s;
+# - tests/lambda/lambda_test.py: packages the Lambda function (deploy/build-lambda.sh, a
+#   musl build) and runs it against cargo-lambda's emulator, copying between moto prefixes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE="${SLUICE_CACHE:-$HOME/.cache/sluice}"
@@ -19,4 +24,8 @@ stores=$(tests/object_stores.sh start)   # (an assignment, so a failed start sto
 eval "$stores"
 trap 'tests/object_stores.sh stop' EXIT
 cargo test --workspace --locked
-SLUICE_BIN="${CARGO_TARGET_DIR:-target}/debug/sluice" AIRFLOW_VENV="$CACHE/airflow-venv" python3 tests/airflow/dags_test.py
+cargo test --locked -p sluice-extract --features lambda --lib   # the Lambda events' unit tests
+export SLUICE_BIN="${CARGO_TARGET_DIR:-target}/debug/sluice" SLUICE_EXTRACT_BIN="${CARGO_TARGET_DIR:-target}/debug/sluice-extract"
+AIRFLOW_VENV="$CACHE/airflow-venv" python3 tests/airflow/dags_test.py
+"$SLUICE_TEST_PYTHON" tests/containers/containers_test.py
+"$SLUICE_TEST_PYTHON" tests/lambda/lambda_test.py

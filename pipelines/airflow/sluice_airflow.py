@@ -76,7 +76,13 @@ def run_sluice(args: list[str]) -> dict:
     if rc == 0:
         log.info("sluice: %s", summary.get("status"))
         return summary
-    error = summary.get("error", f"exit code {rc}")
+    raise_for_exit_code(rc, summary.get("error", f"exit code {rc}"))
+    raise AssertionError("unreachable")
+
+
+def raise_for_exit_code(rc: int, error: str) -> None:
+    """Raise what sluice's exit code `rc` (not 0) means to Airflow: skip on 99, fail without
+    retries on 2 and 3, a retryable failure otherwise."""
     if rc == 99:
         raise AirflowSkipException(f"nothing to do: {error}")
     if rc in NOT_RETRYABLE:

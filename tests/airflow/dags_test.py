@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Run both Airflow DAGs of pipelines/airflow with `airflow dags test` against the committed
-sample, and check what they published through the sluice CLI.
+"""Run the Airflow DAGs of pipelines/airflow with `airflow dags test` against the committed
+sample and check what they published through the sluice CLI; render the
+KubernetesPodOperator DAG's task (no cluster here) and check its exit-code contract.
 
     python3 tests/airflow/dags_test.py            # .ci/run runs it after `cargo test`
 
@@ -12,6 +13,7 @@ Rust build.
 
 from __future__ import annotations
 
+import ast
 import csv
 import json
 import os
@@ -23,6 +25,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 AIRFLOW_VERSION = "2.10.5"
+K8S_PROVIDER_VERSION = "10.10.0"
 VENV = Path(os.environ.get("AIRFLOW_VENV", Path.home() / ".cache/sluice/airflow-venv"))
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
 SLUICE = Path(os.environ.get("SLUICE_BIN", TARGET / "debug/sluice"))
@@ -30,11 +33,15 @@ SAMPLE = REPO / "data/sample/landing/flights"
 
 
 def ensure_airflow() -> Path:
+    """Airflow and the cncf-kubernetes provider (for the KubernetesPodOperator DAG)."""
     airflow = VENV / "bin/airflow"
     if not airflow.exists():
         print(f"installing apache-airflow=={AIRFLOW_VERSION} into {VENV}", file=sys.stderr)
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-        subprocess.run([str(VENV / "bin/pip"), "install", "-q", f"apache-airflow=={AIRFLOW_VERSION}"], check=True)
+    probe = [str(VENV / "bin/python"), "-c", "import airflow.providers.cncf.kubernetes"]
+    if not airflow.exists() or subprocess.run(probe, capture_output=True).returncode != 0:
+        pins = [f"apache-airflow=={AIRFLOW_VERSION}", f"apache-airflow-providers-cncf-kubernetes=={K8S_PROVIDER_VERSION}"]
+        subprocess.run([str(VENV / "bin/pip"), "install", "-q", *pins], check=True)
     return airflow
 
 
@@ -51,6 +58,17 @@ def csv_rows(date: str) -> int:
 def manifest(p: dict) -> dict:
     """The manifest of a partition as `sluice show --json` lists it."""
     return json.loads(Path(p["manifest"]).read_text())
+
+
+def rendered_property(rendered: str, name: str):
+    """One templated field from `airflow tasks render`'s output (a Python literal)."""
+    blocks = rendered.split("# property: ")
+    block = next(b for b in blocks if b.startswith(name + "\n"))
+    value = "\n".join(l for l in block.splitlines()[1:] if not l.startswith("#")).strip()
+    try:
+        return ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return value
 
 
 def check(cond: bool, what: str) -> None:
@@ -87,9 +105,25 @@ def main() -> None:
     af("db", "migrate")
     listed = [l for l in af("dags", "list", "-o", "json").stdout.splitlines() if l.startswith("[{")]
     ids = {d["dag_id"] for d in json.loads(listed[-1])} if listed else set()
-    check({"sluice_flight_delays_daily", "sluice_flight_delays_sharded"} <= ids, f"both DAGs load ({sorted(ids)})")
+    check({"sluice_flight_delays_daily", "sluice_flight_delays_sharded", "sluice_flight_delays_k8s"} <= ids, f"the DAGs load ({sorted(ids)})")
     errors = af("dags", "list-import-errors").stdout
     check("pipelines/airflow" not in errors, "no import errors")
+
+    # --- KubernetesPodOperator: no cluster here; the task renders the CLI's arguments for the
+    # image, and keeps the exit-code contract (tests/airflow/pod_operator_check.py)
+    rendered = af("tasks", "render", "sluice_flight_delays_k8s", "score", "2013-01-15").stdout
+    args = rendered_property(rendered, "arguments")
+    expected = ["run", "pipelines/flight_delays.toml", "--date", "2013-01-15", "--run-id", "2013-01-15",
+                "--param", "landing=s3://sluice-landing", "--output", "s3://sluice-datasets/flight_delays",
+                "--summary-file", "/airflow/xcom/return.json"]
+    check(args == expected, f"the pod's arguments render ({args})")
+    check(rendered_property(rendered, "image") == "localhost/sluice:latest", "the pod runs the sluice image")
+    p = subprocess.run([str(VENV / "bin/python"), str(REPO / "tests/airflow/pod_operator_check.py"), str(REPO / "pipelines/airflow")],
+                       env=env, capture_output=True, text=True)
+    print(p.stdout, end="")
+    if p.returncode != 0:
+        print(p.stderr[-5000:], file=sys.stderr)
+        raise SystemExit("FAILED: the KubernetesPodOperator task's exit-code contract")
 
     # --- daily: one date, its logical date passed as {{ ds }}
     daily = work / "daily"

@@ -91,3 +91,18 @@ fn an_all_digit_run_id_is_a_version_and_never_a_commit_number() {
     let both = sluice(&["rollback", d, "--partition", &part, "--to", "1", "--to-commit", "1"]);
     assert_eq!(both.code, 2, "{}", both.stderr);
 }
+
+/// `--summary-file` (KubernetesPodOperator's XCom) holds the summary line, whatever the outcome.
+#[test]
+fn the_summary_file_holds_the_summary_line_for_success_and_failure() {
+    let ds = temp_dir("summary-file");
+    let file = ds.with_extension("summary.json");
+    let f = file.to_str().unwrap();
+    for (date, code) in [(DATE, 0), ("2013-03-01", 99)] {
+        let out = run_into(&ds, &["--date", date, "--summary-file", f]);
+        assert_eq!(out.code, code, "{}", out.stderr);
+        let written: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        assert_eq!(written, out.summary(), "{date}");
+    }
+    assert_eq!(commits(&ds), 1);
+}

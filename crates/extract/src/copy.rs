@@ -3,7 +3,31 @@
 use serde::Serialize;
 
 use crate::source::{prefetch, SourceObject};
-use crate::{ExtractError, Storage};
+use crate::{ExtractError, SourceSpec, Storage};
+
+/// The outcome of [`extract`]: the `sluice-extract` CLI prints it as its last line and the
+/// Lambda function returns it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Extracted {
+    /// `copied`, or `skipped` when the source had no object for the partition
+    pub status: &'static str,
+    pub objects: usize,
+    pub bytes: u64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub copied: Vec<Copied>,
+}
+
+/// Copy one partition: the objects of `source` (a URI template filled from `vars`) to `dest`.
+/// Nothing to copy is not an error: the status is `skipped` and `dest` is not touched.
+pub fn extract(source: &str, dest: &str, vars: &[(String, String)]) -> Result<Extracted, ExtractError> {
+    let objects = SourceSpec::new(source, None).list(vars)?;
+    if objects.is_empty() {
+        return Ok(Extracted { status: "skipped", objects: 0, bytes: 0, copied: Vec::new() });
+    }
+    let copied = copy_objects(&objects, &Storage::open(dest, None)?)?;
+    let bytes = copied.iter().map(|c| c.size).sum();
+    Ok(Extracted { status: "copied", objects: copied.len(), bytes, copied })
+}
 
 /// What one copied object became.
 #[derive(Debug, Clone, Serialize)]

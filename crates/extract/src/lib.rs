@@ -7,6 +7,7 @@
 //!   its objects with size and ETag ([`ObjectRef`]) and fetch them with a sha256 ([`RawObject`]).
 //! - [`copy`]: copy one partition's objects to a landing location (the `sluice-extract` binary).
 //!
+//! - [`lambda`] (feature `lambda`): the AWS Lambda function's events and responses.
 //! - [`config`]: retries, timeouts and the one I/O runtime of the process.
 //! - [`redact`]: URIs and error texts without passwords or query strings.
 //!
@@ -16,6 +17,8 @@
 pub mod config;
 pub mod copy;
 pub mod error;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 pub mod location;
 pub mod redact;
 pub mod source;

@@ -119,7 +119,7 @@ impl Contracts {
             let [y, m, dd] = parts.clone().map(|p| p.cast(DataType::Int64));
             // integer arithmetic, no text: months of 31 and 30 days, February 28 or 29
             let leap = (y.clone() % lit(4i64)).eq(lit(0i64)).and((y.clone() % lit(100i64)).neq(lit(0i64))).or((y % lit(400i64)).eq(lit(0i64)));
-            let days = when(m.clone().is_in(lit(Series::new("m".into(), [4i64, 6, 9, 11])), false))
+            let days = when(m.clone().is_in(lit(Series::new("m".into(), [4i64, 6, 9, 11])).implode(false), false))
                 .then(lit(30i64))
                 .when(m.clone().eq(lit(2i64)))
                 .then(when(leap).then(lit(29i64)).otherwise(lit(28i64)))

@@ -2,12 +2,12 @@
 //! source template to a landing location, printing one JSON line per object and a summary.
 //! Exit codes: 0 copied, 99 nothing to copy, 2 usage, 1 anything else.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::Parser;
-use sluice_extract::copy::copy_objects;
-use sluice_extract::{ExtractError, SourceSpec, Storage};
+use sluice_extract::copy::extract;
+use sluice_extract::ExtractError;
 
 #[derive(Parser)]
 #[command(name = "sluice-extract", version, about = "Copy one partition's raw objects to a landing location")]
@@ -34,7 +34,7 @@ fn parse_kv(s: &str) -> Result<(String, String), String> {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt().with_writer(|| sluice_extract::redact::RedactedStderr).with_env_filter(
+    tracing_subscriber::fmt().with_writer(|| sluice_extract::redact::RedactedStderr).with_ansi(std::io::stderr().is_terminal()).with_env_filter(
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
     ).init();
     let args = Args::parse();
@@ -64,17 +64,12 @@ fn run(args: Args) -> anyhow::Result<usize> {
     if let Some(d) = args.date {
         vars.push(("date".into(), d.to_string()));
     }
-    let source = SourceSpec::new(args.source, None);
-    let objects = source.list(&vars).context("listing the source")?;
-    if objects.is_empty() {
-        return Ok(0);
-    }
-    let dest = Storage::open(&args.dest, None).context("opening the destination")?;
-    let copied = copy_objects(&objects, &dest)?;
-    let bytes: u64 = copied.iter().map(|c| c.size).sum();
-    for c in &copied {
+    let done = extract(&args.source, &args.dest, &vars)?;
+    for c in &done.copied {
         println!("{}", serde_json::to_string(c)?);
     }
-    println!("{}", serde_json::json!({"status": "copied", "objects": copied.len(), "bytes": bytes}));
-    Ok(copied.len())
+    if done.objects > 0 {
+        println!("{}", serde_json::json!({"status": done.status, "objects": done.objects, "bytes": done.bytes}));
+    }
+    Ok(done.objects)
 }

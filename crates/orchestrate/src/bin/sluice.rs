@@ -34,6 +34,10 @@ struct Cli {
     /// Log format on stderr
     #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
     log_format: LogFormat,
+    /// Also write the JSON summary line to this file, replaced atomically (e.g.
+    /// /airflow/xcom/return.json, where KubernetesPodOperator reads its XCom)
+    #[arg(long, value_name = "PATH", global = true)]
+    summary_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -233,6 +237,7 @@ fn main() -> ExitCode {
         _ => None,
     };
     let progress = std::io::stderr().is_terminal() && matches!(cli.log_format, LogFormat::Text);
+    let summary_file = cli.summary_file.clone();
     install_panic_hook();
     // a bug anywhere still ends with the summary line and exit 1 (stage threads catch their own)
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatch(cli.command, argv, &cancel, progress)))
@@ -266,6 +271,11 @@ fn main() -> ExitCode {
         }
     };
     if let Some(line) = line {
+        if let Some(path) = summary_file {
+            if let Err(e) = write_summary_file(&path, &line) {
+                tracing::error!("writing the summary to {}: {e}", path.display());
+            }
+        }
         if let Err(e) = write_line(&line) {
             if e.kind() != std::io::ErrorKind::BrokenPipe {
                 tracing::error!("writing the summary line: {e}");
@@ -289,6 +299,17 @@ fn write_line(line: &dyn std::fmt::Display) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "{line}")?;
     out.flush()
+}
+
+/// The summary line in a file: written beside it, then renamed over it, so a reader sees
+/// the whole line or the previous file.
+fn write_summary_file(path: &Path, line: &serde_json::Value) -> std::io::Result<()> {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    std::fs::write(&tmp, format!("{line}\n"))?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
 }
 
 /// Print lines for a reader; a reader that went away (`| head`) ends the output quietly.
@@ -326,8 +347,12 @@ fn install_signal_handlers(cancel: &Cancel) {
 
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| "info".into());
-    // URLs in log lines lose passwords and query strings (SAS tokens) on the way out
-    let builder = tracing_subscriber::fmt().with_writer(|| sluice_extract::redact::RedactedStderr).with_env_filter(filter);
+    // URLs in log lines lose passwords and query strings (SAS tokens) on the way out; colours
+    // only for a terminal (not in container or scheduler logs)
+    let builder = tracing_subscriber::fmt()
+        .with_writer(|| sluice_extract::redact::RedactedStderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(filter);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

@@ -1,0 +1,160 @@
+#!/usr/bin/env python3
+"""sluice-extract as a Lambda function, end to end: deploy/build-lambda.sh packages
+bootstrap.zip; its `bootstrap` runs against cargo-lambda's local Runtime API emulator and
+copies partitions between prefixes of a moto bucket.
+
+    eval "$(tests/object_stores.sh start)"      # moto: SLUICE_TEST_S3, SLUICE_TEST_PYTHON
+    $SLUICE_TEST_PYTHON tests/lambda/lambda_test.py
+
+Checked: a CLI-shaped event copies one date's object; an S3 event notification copies the
+object it names to $SLUICE_EXTRACT_DEST; a date with no object is `skipped`; bad events get
+an error response naming the problem (errorType) and the function keeps serving.
+cargo-lambda (PyPI wheel, a static binary) is fetched into ~/.cache/sluice once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import boto3
+
+REPO = Path(__file__).resolve().parents[2]
+CACHE = Path(os.environ.get("SLUICE_CACHE", Path.home() / ".cache/sluice"))
+CARGO_LAMBDA_VERSION = "1.9.2"
+SAMPLE = REPO / "data/sample/landing/flights"
+BUCKET = "sluice-lambda-test"
+
+
+def check(cond: bool, what: str) -> None:
+    if not cond:
+        raise SystemExit(f"FAILED: {what}")
+    print(f"ok: {what}")
+
+
+def cargo_lambda() -> Path:
+    """cargo-lambda's binary, from its PyPI wheel."""
+    binary = CACHE / f"cargo-lambda-{CARGO_LAMBDA_VERSION}/cargo-lambda"
+    if not binary.exists():
+        d = binary.parent
+        d.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", f"cargo-lambda=={CARGO_LAMBDA_VERSION}", "-d", str(d)], check=True)
+        wheel = next(d.glob("cargo_lambda-*.whl"))
+        with zipfile.ZipFile(wheel) as z:
+            data = z.read(f"cargo_lambda-{CARGO_LAMBDA_VERSION}.data/scripts/cargo-lambda")
+        tmp = d / f"cargo-lambda.tmp.{os.getpid()}"
+        tmp.write_bytes(data)
+        tmp.chmod(0o755)
+        tmp.replace(binary)
+    return binary
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_listening(port: int, proc: subprocess.Popen, what: str) -> None:
+    """Poll until `port` accepts connections (the emulator has no readiness signal)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"FAILED: {what} exited {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"FAILED: {what} did not listen on {port}")
+
+
+def invoke(port: int, event) -> tuple[int, dict]:
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/2015-03-31/functions/_/invocations", data=json.dumps(event).encode(), method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
+
+
+def s3_event(bucket: str, key: str, size: int) -> dict:
+    """An S3 ObjectCreated notification as AWS delivers it (keys URL-encoded)."""
+    return {"Records": [{
+        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1", "eventTime": "2013-01-16T04:00:00.000Z",
+        "eventName": "ObjectCreated:Put", "userIdentity": {"principalId": "EXAMPLE"}, "requestParameters": {"sourceIPAddress": "127.0.0.1"},
+        "responseElements": {"x-amz-request-id": "EXAMPLE", "x-amz-id-2": "EXAMPLE"},
+        "s3": {"s3SchemaVersion": "1.0", "configurationId": "new-flights", "bucket": {"name": bucket, "ownerIdentity": {"principalId": "EXAMPLE"}, "arn": f"arn:aws:s3:::{bucket}"},
+               "object": {"key": key, "size": size, "eTag": "0123456789abcdef", "sequencer": "0A1B2C3D4E5F678901"}},
+    }]}
+
+
+def main() -> None:
+    endpoint = os.environ["SLUICE_TEST_S3"]
+    aws = {"AWS_ENDPOINT_URL": endpoint, "AWS_ALLOW_HTTP": "true", "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1"}
+    s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1")
+    s3.create_bucket(Bucket=BUCKET)
+    for d in ("2013-01-15", "2013-01-16"):
+        s3.put_object(Bucket=BUCKET, Key=f"raw/flights/{d}.csv", Body=(SAMPLE / f"{d}.csv").read_bytes())
+
+    built = subprocess.run(["deploy/build-lambda.sh"], cwd=REPO, capture_output=True, text=True)
+    if built.returncode != 0:
+        raise SystemExit(f"FAILED: deploy/build-lambda.sh: {built.stderr[-3000:]}")
+    package = Path(built.stdout.strip().splitlines()[-1])
+    work = Path(tempfile.mkdtemp(prefix="sluice-lambda-"))
+    with zipfile.ZipFile(package) as z:
+        check(z.namelist() == ["bootstrap"], f"{package.name} holds bootstrap ({package.stat().st_size} bytes)")
+        z.extractall(work)
+    bootstrap = work / "bootstrap"
+    bootstrap.chmod(0o755)
+
+    port = free_port()
+    emulator = subprocess.Popen([str(cargo_lambda()), "lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1", "-P", str(port)],
+                                cwd=REPO, stdout=subprocess.DEVNULL, stderr=open(work / "emulator.log", "w"))
+    function = None
+    try:
+        wait_listening(port, emulator, "the emulator")
+        env = {**os.environ, **aws, "AWS_LAMBDA_RUNTIME_API": f"http://127.0.0.1:{port}/.rt", "AWS_LAMBDA_FUNCTION_NAME": "_",
+               "AWS_LAMBDA_FUNCTION_VERSION": "1", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
+               "SLUICE_EXTRACT_DEST": f"s3://{BUCKET}/notified/"}
+        function = subprocess.Popen([str(bootstrap)], env=env, stdout=subprocess.DEVNULL, stderr=open(work / "function.log", "w"))
+
+        status, out = invoke(port, {"source": f"s3://{BUCKET}/raw/flights/{{date}}.csv", "dest": f"s3://{BUCKET}/landing/flights/", "date": "2013-01-15"})
+        copied = s3.get_object(Bucket=BUCKET, Key="landing/flights/2013-01-15.csv")["Body"].read()
+        check(status == 200 and out["status"] == "copied" and out["objects"] == 1 and copied == (SAMPLE / "2013-01-15.csv").read_bytes(),
+              f"a CLI-shaped event copies the partition ({status}: {out.get('status')}, {out.get('bytes')} bytes)")
+        check(out["copied"][0]["dest"] == f"s3://{BUCKET}/landing/flights/2013-01-15.csv" and len(out["copied"][0]["sha256"]) == 64, "the response lists the object with its sha256")
+
+        size = (SAMPLE / "2013-01-16.csv").stat().st_size
+        status, out = invoke(port, s3_event(BUCKET, "raw/flights/2013-01-16.csv", size))
+        notified = s3.get_object(Bucket=BUCKET, Key="notified/2013-01-16.csv")["Body"].read()
+        check(status == 200 and out["objects"] == 1 and notified == (SAMPLE / "2013-01-16.csv").read_bytes(), "an S3 event copies the new object")
+
+        status, out = invoke(port, {"source": f"s3://{BUCKET}/raw/flights/{{date}}.csv", "dest": f"s3://{BUCKET}/landing/flights/", "date": "2013-03-01"})
+        check(status == 200 and out == {"status": "skipped", "objects": 0, "bytes": 0}, f"no object for the date: skipped ({out})")
+
+        for event, kind in [({"source": "s3://x/{date}.csv"}, "InvalidEvent"), ({"source": "a", "dest": "b", "date": "2013-02-30"}, "InvalidEvent"),
+                            ([1, 2], "InvalidEvent"), ({"source": "ftp://x/a.csv", "dest": "/tmp/x"}, "ExtractFailed")]:
+            status, out = invoke(port, event)
+            check(status >= 400 and out.get("errorType") == kind and out.get("errorMessage"), f"bad event {json.dumps(event)}: {kind} ({out.get('errorMessage')})")
+        status, out = invoke(port, {"source": f"s3://{BUCKET}/raw/flights/{{date}}.csv", "dest": f"s3://{BUCKET}/again/", "date": "2013-01-15"})
+        check(status == 200 and out["objects"] == 1 and function.poll() is None, "the function still serves after bad events")
+    finally:
+        for p in (function, emulator):
+            if p is not None:
+                p.terminate()
+                p.wait()
+    print("lambda tests passed")
+
+
+if __name__ == "__main__":
+    main()
