@@ -14,7 +14,6 @@ Rust build.
 from __future__ import annotations
 
 import ast
-import csv
 import json
 import os
 import shutil
@@ -23,13 +22,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import REPO, SLUICE, check, csv_rows, sluice_json  # noqa: E402
+
 AIRFLOW_VERSION = "2.10.5"
 K8S_PROVIDER_VERSION = "10.10.0"
 VENV = Path(os.environ.get("AIRFLOW_VENV", Path.home() / ".cache/sluice/airflow-venv"))
-TARGET = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
-SLUICE = Path(os.environ.get("SLUICE_BIN", TARGET / "debug/sluice"))
-SAMPLE = REPO / "data/sample/landing/flights"
 
 
 def ensure_airflow() -> Path:
@@ -43,16 +41,6 @@ def ensure_airflow() -> Path:
         pins = [f"apache-airflow=={AIRFLOW_VERSION}", f"apache-airflow-providers-cncf-kubernetes=={K8S_PROVIDER_VERSION}"]
         subprocess.run([str(VENV / "bin/pip"), "install", "-q", *pins], check=True)
     return airflow
-
-
-def sluice_json(*args: str) -> dict | list:
-    out = subprocess.run([str(SLUICE), *args], cwd=REPO, capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def csv_rows(date: str) -> int:
-    with open(SAMPLE / f"{date}.csv", newline="") as f:
-        return sum(1 for _ in csv.reader(f)) - 1
 
 
 def manifest(p: dict) -> dict:
@@ -69,12 +57,6 @@ def rendered_property(rendered: str, name: str):
         return ast.literal_eval(value)
     except (ValueError, SyntaxError):
         return value
-
-
-def check(cond: bool, what: str) -> None:
-    if not cond:
-        raise SystemExit(f"FAILED: {what}")
-    print(f"ok: {what}")
 
 
 def main() -> None:

@@ -10,10 +10,14 @@ mapping it calls are checked on finished pods as the Kubernetes API returns them
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from airflow.exceptions import AirflowException, AirflowFailException
 from airflow.models import DagBag
 from kubernetes.client import models as k8s
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import check  # noqa: E402
 
 
 def finished_pod(container: str, rc: int) -> k8s.V1Pod:
@@ -39,12 +43,6 @@ def failure(op, rc: int) -> str:
     except AirflowException:
         return "failed, retried"
     return "no failure"
-
-
-def check(cond: bool, what: str) -> None:
-    if not cond:
-        raise SystemExit(f"FAILED: {what}")
-    print(f"ok: {what}")
 
 
 def main() -> None:

@@ -18,30 +18,24 @@ Skips (exit 0, saying so) only where podman cannot be installed. Needs root (roo
 from __future__ import annotations
 
 import copy
-import csv
 import json
 import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
-TARGET = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
-SLUICE = Path(os.environ.get("SLUICE_BIN", TARGET / "debug/sluice"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import REPO, SLUICE, TARGET, check, csv_rows, sluice_json  # noqa: E402
+
 EXTRACT = Path(os.environ.get("SLUICE_EXTRACT_BIN", TARGET / "debug/sluice-extract"))
 SAMPLE = REPO / "data/sample/landing"
 IMAGE = "localhost/sluice:latest"
 NONROOT = 65532
-
-
-def check(cond: bool, what: str) -> None:
-    if not cond:
-        raise SystemExit(f"FAILED: {what}")
-    print(f"ok: {what}")
 
 
 def podman_env() -> dict | None:
@@ -91,16 +85,6 @@ def owned_dir(path: Path) -> Path:
     path.mkdir(parents=True)
     os.chown(path, NONROOT, NONROOT)
     return path
-
-
-def sluice_json(*args: str) -> dict | list:
-    out = subprocess.run([str(SLUICE), *args], cwd=REPO, capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def csv_rows(date: str) -> int:
-    with open(SAMPLE / f"flights/{date}.csv", newline="") as f:
-        return sum(1 for _ in csv.reader(f)) - 1
 
 
 def published(dataset: Path) -> dict:

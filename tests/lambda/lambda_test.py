@@ -28,17 +28,12 @@ from pathlib import Path
 
 import boto3
 
-REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import FLIGHTS, REPO, check  # noqa: E402
+
 CACHE = Path(os.environ.get("SLUICE_CACHE", Path.home() / ".cache/sluice"))
 CARGO_LAMBDA_VERSION = "1.9.2"
-SAMPLE = REPO / "data/sample/landing/flights"
 BUCKET = "sluice-lambda-test"
-
-
-def check(cond: bool, what: str) -> None:
-    if not cond:
-        raise SystemExit(f"FAILED: {what}")
-    print(f"ok: {what}")
 
 
 def cargo_lambda() -> Path:
@@ -104,7 +99,7 @@ def main() -> None:
     s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1")
     s3.create_bucket(Bucket=BUCKET)
     for d in ("2013-01-15", "2013-01-16"):
-        s3.put_object(Bucket=BUCKET, Key=f"raw/flights/{d}.csv", Body=(SAMPLE / f"{d}.csv").read_bytes())
+        s3.put_object(Bucket=BUCKET, Key=f"raw/flights/{d}.csv", Body=(FLIGHTS / f"{d}.csv").read_bytes())
 
     built = subprocess.run(["deploy/build-lambda.sh"], cwd=REPO, capture_output=True, text=True)
     if built.returncode != 0:
@@ -130,14 +125,14 @@ def main() -> None:
 
         status, out = invoke(port, {"source": f"s3://{BUCKET}/raw/flights/{{date}}.csv", "dest": f"s3://{BUCKET}/landing/flights/", "date": "2013-01-15"})
         copied = s3.get_object(Bucket=BUCKET, Key="landing/flights/2013-01-15.csv")["Body"].read()
-        check(status == 200 and out["status"] == "copied" and out["objects"] == 1 and copied == (SAMPLE / "2013-01-15.csv").read_bytes(),
+        check(status == 200 and out["status"] == "copied" and out["objects"] == 1 and copied == (FLIGHTS / "2013-01-15.csv").read_bytes(),
               f"a CLI-shaped event copies the partition ({status}: {out.get('status')}, {out.get('bytes')} bytes)")
         check(out["copied"][0]["dest"] == f"s3://{BUCKET}/landing/flights/2013-01-15.csv" and len(out["copied"][0]["sha256"]) == 64, "the response lists the object with its sha256")
 
-        size = (SAMPLE / "2013-01-16.csv").stat().st_size
+        size = (FLIGHTS / "2013-01-16.csv").stat().st_size
         status, out = invoke(port, s3_event(BUCKET, "raw/flights/2013-01-16.csv", size))
         notified = s3.get_object(Bucket=BUCKET, Key="notified/2013-01-16.csv")["Body"].read()
-        check(status == 200 and out["objects"] == 1 and notified == (SAMPLE / "2013-01-16.csv").read_bytes(), "an S3 event copies the new object")
+        check(status == 200 and out["objects"] == 1 and notified == (FLIGHTS / "2013-01-16.csv").read_bytes(), "an S3 event copies the new object")
 
         status, out = invoke(port, {"source": f"s3://{BUCKET}/raw/flights/{{date}}.csv", "dest": f"s3://{BUCKET}/landing/flights/", "date": "2013-03-01"})
         check(status == 200 and out == {"status": "skipped", "objects": 0, "bytes": 0}, f"no object for the date: skipped ({out})")
