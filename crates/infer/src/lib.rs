@@ -16,6 +16,7 @@
 
 pub mod device;
 pub mod embed;
+mod dense;
 mod encoder;
 pub mod kernels;
 pub mod error;

@@ -5,6 +5,7 @@
 //! vocabulary (one-hot, plus one slot for unknown or missing values). `model.safetensors`
 //! holds `layers.{i}.weight` / `layers.{i}.bias`; ReLU between layers, sigmoid at the end.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -12,6 +13,7 @@ use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::Linear;
 use serde::{Deserialize, Serialize};
 
+use crate::dense::DenseMlp;
 use crate::InferError;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -103,13 +105,13 @@ impl TabularBatch {
             .ok_or_else(|| InferError::BadInput { name: name.to_string(), reason: "column not in the batch".into() })
     }
 
-    /// Encode into a row-major `rows x input_width` matrix as the model expects.
-    pub fn encode(&self, inputs: &[InputSpec]) -> Result<Vec<f32>, InferError> {
+    /// Each of `specs`' columns, checked against its spec and placed at its slot; text
+    /// categories become vocabulary indices.
+    pub(crate) fn inputs(&self, specs: &[InputSpec]) -> Result<Vec<Input<'_>>, InferError> {
         let rows = self.rows();
-        let width: usize = inputs.iter().map(InputSpec::width).sum();
-        let mut out = vec![0f32; rows * width];
-        let mut offset = 0;
-        for spec in inputs {
+        let mut slot = 0;
+        let mut out = Vec::with_capacity(specs.len());
+        for spec in specs {
             let values = self.get(&spec.name)?;
             if values.len() != rows {
                 return Err(InferError::BadInput {
@@ -117,24 +119,18 @@ impl TabularBatch {
                     reason: format!("{} values for {rows} rows", values.len()),
                 });
             }
-            match (&spec.kind, values) {
+            out.push(match (&spec.kind, values) {
                 (InputKind::Numeric { mean, std }, FeatureValues::Numeric(v)) => {
-                    let scale = if *std > 0.0 { 1.0 / std } else { 1.0 };
-                    for (r, x) in v.iter().enumerate() {
-                        out[r * width + offset] = if x.is_finite() { (x - mean) * scale } else { 0.0 };
-                    }
+                    Input::Numeric { values: v, mean: *mean, scale: if *std > 0.0 { 1.0 / std } else { 1.0 }, slot }
                 }
                 (InputKind::Categorical { vocab }, FeatureValues::Codes(v)) => {
-                    for (r, code) in v.iter().enumerate() {
-                        out[r * width + offset + (*code as usize).min(vocab.len())] = 1.0;
-                    }
+                    Input::Codes { codes: Cow::Borrowed(v), slot, missing: vocab.len() }
                 }
                 (InputKind::Categorical { vocab }, FeatureValues::Categorical(v)) => {
-                    let index: HashMap<&str, usize> = vocab.iter().enumerate().map(|(i, s)| (s.as_str(), i)).collect();
-                    for (r, x) in v.iter().enumerate() {
-                        let slot = x.as_deref().and_then(|s| index.get(s).copied()).unwrap_or(vocab.len());
-                        out[r * width + offset + slot] = 1.0;
-                    }
+                    let index: HashMap<&str, u32> = vocab.iter().enumerate().map(|(i, s)| (s.as_str(), i as u32)).collect();
+                    let missing = vocab.len() as u32;
+                    let codes = v.iter().map(|x| x.as_deref().and_then(|s| index.get(s).copied()).unwrap_or(missing)).collect();
+                    Input::Codes { codes: Cow::Owned(codes), slot, missing: vocab.len() }
                 }
                 (kind, _) => {
                     return Err(InferError::BadInput {
@@ -145,11 +141,42 @@ impl TabularBatch {
                         ),
                     })
                 }
-            }
-            offset += spec.width();
+            });
+            slot += spec.width();
         }
         Ok(out)
     }
+
+    /// Encode into a row-major `rows x input_width` matrix as the model expects.
+    pub fn encode(&self, specs: &[InputSpec]) -> Result<Vec<f32>, InferError> {
+        let rows = self.rows();
+        let width: usize = specs.iter().map(InputSpec::width).sum();
+        let mut out = vec![0f32; rows * width];
+        for input in self.inputs(specs)? {
+            match input {
+                Input::Numeric { values, mean, scale, slot } => {
+                    for (r, x) in values.iter().enumerate() {
+                        out[r * width + slot] = if x.is_finite() { (x - mean) * scale } else { 0.0 };
+                    }
+                }
+                Input::Codes { codes, slot, missing } => {
+                    for (r, code) in codes.iter().enumerate() {
+                        out[r * width + slot + (*code as usize).min(missing)] = 1.0;
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// One model input of a batch, checked against its spec: where its slots start in the
+/// encoded vector, and its values.
+pub(crate) enum Input<'a> {
+    /// Normalised as `(x - mean) * scale`; NaN (missing) counts as 0, the training mean.
+    Numeric { values: &'a [f32], mean: f32, scale: f32, slot: usize },
+    /// Vocabulary indices; `missing` (the vocabulary's length) and above: the extra slot.
+    Codes { codes: Cow<'a, [u32]>, slot: usize, missing: usize },
 }
 
 /// A loaded MLP, ready to score batches on its device.
@@ -157,6 +184,8 @@ impl TabularBatch {
 pub struct TabularModel {
     config: MlpConfig,
     layers: Vec<Linear>,
+    /// The same layers for the CPU's forward pass (`None` on other devices).
+    dense: Option<DenseMlp>,
     device: Device,
     id: String,
 }
@@ -175,7 +204,7 @@ impl TabularModel {
         let weights_path = files.path("model.safetensors");
         let tensors = files.tensors("model.safetensors", device)?;
         let layers = Self::layers_from(&config, &tensors, &weights_path)?;
-        Ok(TabularModel { config, layers, device: device.clone(), id: files.id().to_string() })
+        Ok(TabularModel::from_parts(config, layers, device.clone())?.with_id(files.id().to_string()))
     }
 
     pub(crate) fn layers_from(
@@ -207,8 +236,14 @@ impl TabularModel {
         Ok(layers)
     }
 
-    pub(crate) fn from_parts(config: MlpConfig, layers: Vec<Linear>, device: Device) -> Self {
-        TabularModel { config, layers, device, id: String::new() }
+    pub(crate) fn from_parts(config: MlpConfig, layers: Vec<Linear>, device: Device) -> Result<Self, InferError> {
+        let dense = if device.is_cpu() { Some(DenseMlp::new(&layers)?) } else { None };
+        Ok(TabularModel { config, layers, dense, device, id: String::new() })
+    }
+
+    fn with_id(mut self, id: String) -> Self {
+        self.id = id;
+        self
     }
 
     pub fn config(&self) -> &MlpConfig {
@@ -236,6 +271,9 @@ impl TabularModel {
         let rows = batch.rows();
         if rows == 0 {
             return Ok(Vec::new());
+        }
+        if let Some(dense) = &self.dense {
+            return Ok(dense.predict(rows, &batch.inputs(&self.config.inputs)?));
         }
         let x = Tensor::from_vec(batch.encode(&self.config.inputs)?, (rows, self.config.input_width()), &self.device)?;
         let p = candle_nn::ops::sigmoid(&self.logits(&x)?)?;

@@ -94,7 +94,8 @@ pub fn train(batch: &TabularBatch, labels: &[f32], spec: &TrainSpec, device: &De
         vars.push(w);
         vars.push(b);
     }
-    let model = TabularModel::from_parts(config, layers, device.clone());
+    // scored through `logits` while training; the returned model is built from the final weights
+    let model = TabularModel::from_parts(config, layers, device.clone())?;
     let params = ParamsAdamW { lr: spec.learning_rate, weight_decay: spec.weight_decay, ..Default::default() };
     let mut opt = AdamW::new(vars.clone(), params)?;
 
@@ -120,7 +121,7 @@ pub fn train(batch: &TabularBatch, labels: &[f32], spec: &TrainSpec, device: &De
         tensors.insert(format!("layers.{i}.bias"), pair[1].as_tensor().detach());
     }
     let layers = TabularModel::layers_from(model.config(), &tensors, Path::new("<trained>"))?;
-    Ok(TabularModel::from_parts(model.config().clone(), layers, device.clone()))
+    TabularModel::from_parts(model.config().clone(), layers, device.clone())
 }
 
 /// Write `config.json` and `model.safetensors` into `dir`.

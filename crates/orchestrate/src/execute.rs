@@ -21,6 +21,7 @@ use sluice_extract::{ObjectRef, Storage};
 use sluice_infer::{choose_device, BatchPolicy, EmbeddingModel, TabularModel};
 use sluice_transform::{DimensionSpec, Dimensions, TransformError, Transformer};
 
+use crate::parquet_out::parquet_bytes;
 use crate::dimcache;
 use crate::features::{embedding_column, tabular_batch, vocabularies, Vocabulary};
 use crate::job::RunOptions;
@@ -227,8 +228,8 @@ impl Stage for EncodeStage {
                 let mut files = Vec::new();
                 let mut at = 0;
                 while at < mine.height() || files.is_empty() {
-                    let mut chunk = mine.slice(at as i64, self.max_rows_per_file);
-                    files.push(Bytes::from(parquet_bytes(&mut chunk, kv.clone()).map_err(err)?));
+                    let chunk = mine.slice(at as i64, self.max_rows_per_file);
+                    files.push(Bytes::from(parquet_bytes(&chunk, kv.clone()).map_err(err)?));
                     at += self.max_rows_per_file;
                 }
                 out.push(EncodedPart { rows, files, schema: schema.clone() });
@@ -257,16 +258,6 @@ struct WriteSink {
     /// Key-value metadata of the quarantine files.
     kv: Vec<(String, String)>,
     parts: BTreeMap<String, Written>,
-}
-
-fn parquet_bytes(df: &mut DataFrame, kv: Vec<(String, String)>) -> Result<Vec<u8>, PolarsError> {
-    let mut buf = Vec::new();
-    ParquetWriter::new(&mut buf)
-        .with_compression(ParquetCompression::Zstd(None))
-        .set_parallel(false)
-        .with_key_value_metadata(Some(KeyValueMetadata::from_static(kv)))
-        .finish(df)?;
-    Ok(buf)
 }
 
 impl Sink for WriteSink {

@@ -1,7 +1,6 @@
 //! Polars columns <-> model inputs and outputs: feature columns for the tabular model
 //! ([`tabular_batch`]), a text column to an embedding column ([`embedding_column`]).
 
-use std::collections::HashMap;
 
 use polars::prelude::*;
 use sluice_infer::{BatchPolicy, EmbeddingModel, FeatureValues, InferError, InputKind, InputSpec, TabularBatch};
@@ -13,8 +12,8 @@ use crate::SluiceError;
 /// integer, by number (an integer column is then read without making text of it).
 #[derive(Debug, Clone)]
 pub struct Vocabulary {
-    by_text: HashMap<String, u32>,
-    by_number: Option<HashMap<i64, u32>>,
+    by_text: PlHashMap<String, u32>,
+    by_number: Option<PlHashMap<i64, u32>>,
     missing: u32,
 }
 

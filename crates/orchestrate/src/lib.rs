@@ -31,6 +31,7 @@ mod hooks;
 pub mod job;
 pub mod metrics;
 pub mod models;
+mod parquet_out;
 pub mod pipeline;
 pub mod plan;
 pub mod publish;

@@ -23,6 +23,7 @@ use crate::contracts::{Contracts, Violation};
 use crate::decode::decode;
 use crate::error::Context;
 use crate::steps::OBJECT;
+use crate::types::parse_datetime;
 use crate::{ColumnType, TransformError};
 
 /// The columns of a quarantine frame, in order. `rule` is a code: `structure` (the record
@@ -318,12 +319,23 @@ pub fn with_object(file: &str, mut frame: DataFrame, i: u32) -> Result<DataFrame
 /// `__sluice_obj`).
 pub fn type_rows(raw: DataFrame, files: &[&str], spec: &CsvSpec) -> Result<(DataFrame, DataFrame), TransformError> {
     // columns the reader typed already need no conversion (and cannot fail one)
-    let typed = spec
-        .columns
-        .iter()
-        .filter(|(name, ty)| raw.column(name).map_or(true, |c| c.dtype() != &ty.dtype()))
-        .map(|(name, ty)| (name.clone(), *ty, ty.parse_expr(name)))
-        .collect();
+    let mut raw = raw;
+    let mut typed = Vec::new();
+    for (name, ty) in &spec.columns {
+        let expr = match raw.column(name).map(|c| c.dtype()) {
+            Ok(dtype) if dtype == &ty.dtype() => continue,
+            // parsed here, whole-column (see `parse_datetime`), and picked up by name
+            Ok(DataType::String) if *ty == ColumnType::Datetime => {
+                let parsed_name = format!("__parsed_{name}");
+                let parsed = parse_datetime(raw.column(name).ctx(|| files.join(", "))?)
+                    .ctx(|| format!("{}: typing column {name}", files.join(", ")))?;
+                raw.with_column(parsed.with_name(parsed_name.as_str().into())).ctx(|| files.join(", "))?;
+                col(parsed_name)
+            }
+            _ => ty.parse_expr(name),
+        };
+        typed.push((name.clone(), *ty, expr));
+    }
     split_bad_rows(files, raw.lazy(), typed, &spec.contracts)
 }
 
