@@ -322,13 +322,12 @@ pub fn type_rows(raw: DataFrame, files: &[&str], spec: &CsvSpec) -> Result<(Data
     let mut raw = raw;
     let mut typed = Vec::new();
     for (name, ty) in &spec.columns {
-        let expr = match raw.column(name).map(|c| c.dtype()) {
-            Ok(dtype) if dtype == &ty.dtype() => continue,
+        let expr = match raw.column(name) {
+            Ok(c) if c.dtype() == &ty.dtype() => continue,
             // parsed here, whole-column (see `parse_datetime`), and picked up by name
-            Ok(DataType::String) if *ty == ColumnType::Datetime => {
+            Ok(c) if *ty == ColumnType::Datetime && c.dtype() == &DataType::String => {
                 let parsed_name = format!("__parsed_{name}");
-                let parsed = parse_datetime(raw.column(name).ctx(|| files.join(", "))?)
-                    .ctx(|| format!("{}: typing column {name}", files.join(", ")))?;
+                let parsed = parse_datetime(c).ctx(|| format!("{}: typing column {name}", files.join(", ")))?;
                 raw.with_column(parsed.with_name(parsed_name.as_str().into())).ctx(|| files.join(", "))?;
                 col(parsed_name)
             }

@@ -45,12 +45,7 @@ impl ColumnType {
                 exact: true,
                 cache: true,
             }),
-            ColumnType::Datetime => c.str().strip_suffix(lit("Z")).str().to_datetime(
-                Some(TimeUnit::Microseconds),
-                None,
-                StrptimeOptions { format: None, strict: false, exact: true, cache: true },
-                lit("raise"),
-            ),
+            ColumnType::Datetime => datetime_expr(column, None),
             ColumnType::Bool => {
                 let lower = c.str().to_lowercase();
                 when(lower.clone().eq(lit("true")))
@@ -74,29 +69,28 @@ const DATETIME_FORMATS: [&str; 4] = ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "
 /// once (Polars' cache). Otherwise (another format, mixed formats, a value that does not
 /// parse) the inference runs as before, so the result is the same.
 pub fn parse_datetime(column: &Column) -> PolarsResult<Column> {
-    let name = column.name().clone();
-    let frame = DataFrame::new_infer_height(vec![column.clone()])?;
-    let with_format = |frame: &DataFrame, format: &str| -> PolarsResult<Column> {
-        let options = StrptimeOptions { format: Some(format.into()), strict: false, exact: true, cache: true };
-        let parsed = col(name.clone()).str().strip_suffix(lit("Z")).str().to_datetime(
-            Some(TimeUnit::Microseconds),
-            None,
-            options,
-            lit("raise"),
-        );
-        Ok(frame.clone().lazy().select([parsed]).collect()?.into_columns().swap_remove(0))
+    let name = column.name().as_str();
+    let parse = |values: &Column, format: Option<&str>| -> PolarsResult<Column> {
+        let frame = DataFrame::new_infer_height(vec![values.clone()])?;
+        Ok(frame.lazy().select([datetime_expr(name, format)]).collect()?.into_columns().swap_remove(0))
     };
     if let Some(first) = column.str()?.first_non_null() {
-        let one = DataFrame::new_infer_height(vec![column.slice(first as i64, 1)])?;
-        if let Some(format) = DATETIME_FORMATS.iter().find(|f| with_format(&one, f).is_ok_and(|c| c.null_count() == 0)) {
-            let parsed = with_format(&frame, format)?;
+        let one = column.slice(first as i64, 1);
+        if let Some(format) = DATETIME_FORMATS.iter().find(|f| parse(&one, Some(f)).is_ok_and(|c| c.null_count() == 0)) {
+            let parsed = parse(column, Some(format))?;
             if parsed.null_count() == column.null_count() {
                 return Ok(parsed);
             }
         }
     }
-    let parsed = frame.lazy().select([ColumnType::Datetime.parse_expr(name.as_str())]).collect()?;
-    Ok(parsed.into_columns().swap_remove(0))
+    parse(column, None)
+}
+
+/// Text (an optional trailing `Z` dropped) to Datetime(µs) with `format`, or the format
+/// Polars infers from the first value; values that do not parse become null.
+fn datetime_expr(column: &str, format: Option<&str>) -> Expr {
+    let options = StrptimeOptions { format: format.map(Into::into), strict: false, exact: true, cache: true };
+    col(column).str().strip_suffix(lit("Z")).str().to_datetime(Some(TimeUnit::Microseconds), None, options, lit("raise"))
 }
 
 impl FromStr for ColumnType {
