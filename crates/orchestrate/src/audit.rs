@@ -183,7 +183,7 @@ pub(crate) fn run(
     if specs.is_empty() {
         return Ok(Vec::new());
     }
-    let output = read_files(dataset, &staged.files, None)?;
+    let output = read_files(dataset, &staged.files, columns_read(specs, &staged.schema))?;
     let drift_columns: Vec<String> =
         specs.iter().filter_map(|s| if let CheckKind::Drift { column, .. } = &s.kind { Some(column.clone()) } else { None }).collect();
     let current_frame = match current {
@@ -192,6 +192,41 @@ pub(crate) fn run(
     };
     specs.iter().map(|s| one(s, &output, current, current_frame.as_ref())).collect()
 }
+
+/// The columns of the new version the checks need: those a check names, or whose name
+/// appears in a check's SQL (a textual, generous match: reading one column too many costs
+/// little). `None` (all of them) when a SQL check has a `*` other than `COUNT(*)`, or the
+/// schema is unknown. At least one column, for the row count.
+fn columns_read(specs: &[CheckSpec], schema: &[(String, String)]) -> Option<Vec<String>> {
+    if schema.is_empty() {
+        return None;
+    }
+    let mut texts = Vec::new();
+    for s in specs {
+        match &s.kind {
+            CheckKind::Sql(sql) => {
+                let sql = sql.to_lowercase();
+                if COUNT_STAR.replace_all(&sql, "").contains('*') {
+                    return None;
+                }
+                texts.push(sql);
+            }
+            CheckKind::NullFraction(column) | CheckKind::Drift { column, .. } => texts.push(column.to_lowercase()),
+            CheckKind::RowCountChange => {}
+        }
+    }
+    let named = |n: &String| texts.iter().any(|t| t.contains(&n.to_lowercase()));
+    let mut columns: Vec<String> = schema.iter().map(|(n, _)| n).filter(|n| named(n)).cloned().collect();
+    if columns.is_empty() {
+        columns.extend(schema.first().map(|(n, _)| n.clone()));
+    }
+    Some(columns)
+}
+
+static COUNT_STAR: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    #[allow(clippy::unwrap_used)] // a constant pattern
+    regex::Regex::new(r"count\s*\(\s*\*\s*\)").unwrap()
+});
 
 fn one(s: &CheckSpec, output: &DataFrame, current: Option<&PartitionVersion>, current_frame: Option<&DataFrame>) -> Result<CheckResult, SluiceError> {
     let measured: Option<f64> = match &s.kind {
@@ -219,4 +254,29 @@ fn one(s: &CheckSpec, output: &DataFrame, current: Option<&PartitionVersion>, cu
         Some(_) => (CheckStatus::Pass, None),
     };
     Ok(CheckResult { name: s.name.clone(), kind: s.kind.code().to_string(), severity: s.severity, status, value: measured, expected, detail })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(kind: CheckKind) -> CheckSpec {
+        CheckSpec { name: "c".into(), severity: Severity::Error, kind, min: None, max: None }
+    }
+
+    #[test]
+    fn checks_read_only_the_columns_they_name() {
+        let schema: Vec<(String, String)> =
+            ["date", "temp", "delay_prob", "carrier"].iter().map(|n| (n.to_string(), "f64".to_string())).collect();
+        let sql = |q: &str| spec(CheckKind::Sql(q.into()));
+        let read = |specs: &[CheckSpec]| columns_read(specs, &schema);
+        let count = sql("SELECT COUNT( * ) FROM output WHERE Delay_Prob NOT BETWEEN 0 AND 1");
+        assert_eq!(read(&[count.clone(), spec(CheckKind::NullFraction("temp".into()))]), Some(vec!["temp".into(), "delay_prob".into()]));
+        assert_eq!(read(&[spec(CheckKind::Drift { column: "delay_prob".into(), bins: 10 })]), Some(vec!["delay_prob".into()]));
+        // a row count needs one column; a star (other than COUNT(*)) needs them all
+        assert_eq!(read(&[sql("SELECT COUNT(*) FROM output"), spec(CheckKind::RowCountChange)]), Some(vec!["date".into()]));
+        assert_eq!(read(&[count.clone(), sql("SELECT MAX(temp * 2) FROM output")]), None);
+        assert_eq!(read(&[sql("SELECT * FROM output")]), None);
+        assert_eq!(columns_read(&[count], &[]), None);
+    }
 }

@@ -253,7 +253,15 @@ pub fn parse_csvs(objects: &[(&str, &[u8])], spec: &CsvSpec) -> Result<Option<Ra
 /// Well-formed CSV records as strings (`numbers`: the declared numeric columns as their
 /// type, failing if a value does not parse); `records` of them are expected.
 fn strings(file: &str, data: &[u8], records: usize, spec: &CsvSpec, numbers: bool) -> Result<DataFrame, TransformError> {
-    let null_values = NullValues::AllColumns(spec.null_values.iter().map(|s| s.as_str().into()).collect());
+    // an empty field is null without being listed (the reader's missing_is_null); listing ""
+    // only matters for a quoted "", and costs a second comparison for every field
+    let quoted = memchr::memchr(b'"', data).is_some();
+    let mut listed: Vec<PlSmallStr> = spec.null_values.iter().filter(|v| quoted || !v.is_empty()).map(|s| s.as_str().into()).collect();
+    let null_values = match listed.len() {
+        0 => None,
+        1 => listed.pop().map(NullValues::AllColumnsSingle),
+        _ => Some(NullValues::AllColumns(listed)),
+    };
     let numeric: Schema = spec
         .columns
         .iter()
@@ -265,7 +273,7 @@ fn strings(file: &str, data: &[u8], records: usize, spec: &CsvSpec, numbers: boo
         .with_schema_overwrite((!numeric.is_empty()).then(|| Arc::new(numeric)))
         .with_infer_schema_length(Some(0)) // everything as String; types come from the spec
         .with_parse_options(
-            CsvParseOptions::default().with_separator(spec.separator).with_null_values(Some(null_values)),
+            CsvParseOptions::default().with_separator(spec.separator).with_null_values(null_values),
         )
         .into_reader_with_file_handle(Cursor::new(data))
         .finish()
@@ -532,6 +540,19 @@ mod tests {
         assert_eq!(cols, vec![Some("a"), None, Some("t")]);
         let e = first_bad_row(q).unwrap().to_string();
         assert!(e.contains("f.csv") && e.contains("line 3") && e.contains("'a'") && e.contains("zz"), "{e}");
+    }
+
+    #[test]
+    fn empty_quoted_empty_and_listed_fields_are_null() {
+        let spec = CsvSpec { null_values: vec!["NA".into(), "".into()], ..spec() };
+        let count_nulls = |csv: &[u8]| {
+            let got = read_csv("f.csv", csv, &spec).unwrap();
+            assert_eq!(got.quarantine.height(), 0);
+            ["b", "extra"].map(|c| got.frame.column(c).unwrap().null_count())
+        };
+        // no quotes anywhere (the CSV reader's fast path) and quoted fields
+        assert_eq!(count_nulls(b"a,b,t,extra\n1,,2013-01-01T10:00:00Z,\n2,NA,2013-01-01T11:00:00Z,NA\n3,1,2013-01-01T12:00:00Z,x\n"), [2, 2]);
+        assert_eq!(count_nulls(b"a,b,t,extra\n1,\"\",2013-01-01T10:00:00Z,\"\"\n2,NA,2013-01-01T11:00:00Z,\n3,1,2013-01-01T12:00:00Z,\"x\"\n"), [2, 2]);
     }
 
     #[test]
