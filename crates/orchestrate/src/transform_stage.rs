@@ -129,7 +129,7 @@ impl TransformStage {
         let t = self.transformer.apply(read.frame, &names)?;
         tracing::debug!(parts = parts.len(), rows, read_s, steps_s = started.elapsed().as_secs_f64() - read_s, "transformed");
         let mut frame = t.frame;
-        if frame.column(OBJECT).is_ok() && frame.column(LINE).is_ok() {
+        if frame.column(OBJECT).is_ok() && frame.column(LINE).is_ok() && !in_input_order(&frame) {
             // input order (a join need not keep it, and may not keep it the same twice):
             // the same rows in the same order whatever the threads did
             frame = frame
@@ -259,6 +259,15 @@ impl TransformStage {
             .map_err(|e| SluiceError::other("ordering the quarantine", e))?;
         Ok(Read { frame, quarantine, rows_read })
     }
+}
+
+/// True when the rows are in (`__sluice_obj`, `__sluice_line`) order already, as the usual
+/// left joins leave them: then sorting (a copy of every column) would change nothing.
+fn in_input_order(frame: &DataFrame) -> bool {
+    let u32s = |name: &str| frame.column(name).ok().and_then(|c| c.u32().ok().cloned()).filter(|c| c.null_count() == 0);
+    let (Some(objects), Some(lines)) = (u32s(OBJECT), u32s(LINE)) else { return false };
+    let keys: Vec<(u32, u32)> = objects.into_no_null_iter().zip(lines.into_no_null_iter()).collect();
+    keys.is_sorted()
 }
 
 fn stack(frames: Vec<DataFrame>, what: &str) -> Result<DataFrame, SluiceError> {
