@@ -266,8 +266,7 @@ impl TransformStage {
 fn in_input_order(frame: &DataFrame) -> bool {
     let u32s = |name: &str| frame.column(name).ok().and_then(|c| c.u32().ok().cloned()).filter(|c| c.null_count() == 0);
     let (Some(objects), Some(lines)) = (u32s(OBJECT), u32s(LINE)) else { return false };
-    let keys: Vec<(u32, u32)> = objects.into_no_null_iter().zip(lines.into_no_null_iter()).collect();
-    keys.is_sorted()
+    objects.into_no_null_iter().zip(lines.into_no_null_iter()).is_sorted()
 }
 
 fn stack(frames: Vec<DataFrame>, what: &str) -> Result<DataFrame, SluiceError> {
