@@ -39,3 +39,15 @@ pub use polars;
 pub use contracts::{Contract, Contracts, DateParts, Rule};
 pub use steps::{Isolated, Step, Transformed, Transformer};
 pub use types::ColumnType;
+
+/// Make the engine's results the same on every run: call once, first thing in `main`, before
+/// any thread starts (it sets an environment variable the engine reads).
+///
+/// Polars runs a GROUP BY on few keys as a "partitioned" aggregation on its streaming engine,
+/// whose partial sums meet in whichever order its threads finish: an `AVG` (the flight
+/// job's `weather_means`) then differs in its last bits from one run to the next, and so
+/// does every row filled from it. `POLARS_NO_PARTITION` keeps the default hash aggregation,
+/// which sums each group in row order.
+pub fn pin_engine() {
+    std::env::set_var("POLARS_NO_PARTITION", "1");
+}
