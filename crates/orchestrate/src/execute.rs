@@ -365,7 +365,8 @@ pub(crate) fn execute(
     let items = blocks(items, batch_bytes);
     let largest = items.iter().map(|b| b.iter().flat_map(|(_, o)| o).map(|o| o.meta.size).sum::<u64>()).max().unwrap_or(1) as usize;
     // a parsed, joined frame is a few times its CSV; size channels for the largest item
-    let budget = Budget { channel_bytes: p.runtime.channel_mib << 20, item_bytes: largest.saturating_mul(4) };
+    // the extract stage reads ahead itself (below): one raw item waits in its channel
+    let budget = Budget { channel_bytes: p.runtime.channel_mib << 20, item_bytes: largest.saturating_mul(4), source_items: 1 };
     let kv = vec![
         ("sluice.version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
         ("sluice.run_id".to_string(), plan.run_id.clone()),
@@ -375,8 +376,10 @@ pub(crate) fn execute(
         ("sluice.model_id".to_string(), plan.model_id.clone()),
     ];
     let progress = opts.progress.then(|| progress_bar(parts));
-    // reads ahead: up to 8 at once, and at most half the channel budget fetched ahead
-    let extract = ExtractSource { items, max_in_flight: 8, max_bytes_ahead: (budget.channel_bytes / 2) as u64 };
+    // reads ahead: up to 8 at once, and two items' worth of bytes (at least 8 MiB, to hide a
+    // store's latency; at most half the channel budget) fetched but not yet taken
+    let ahead = (2 * largest).max(8 << 20).min(budget.channel_bytes / 2) as u64;
+    let extract = ExtractSource { items, max_in_flight: 8, max_bytes_ahead: ahead };
     let (written, report) = runtime::source("extract", extract, budget, opts.cancel.clone())
         .stage("transform", p.runtime.transform_workers, |_| TransformStage {
             format: p.source.format,

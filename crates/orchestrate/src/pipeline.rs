@@ -328,7 +328,7 @@ fn two() -> usize {
     2
 }
 fn default_batch_kib() -> usize {
-    4096
+    3072
 }
 
 fn default_channel_mib() -> usize {

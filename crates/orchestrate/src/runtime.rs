@@ -142,11 +142,14 @@ pub struct RunReport {
     pub wall_s: f64,
 }
 
-/// Channel sizing: capacity = budget / largest expected item, at least 1.
+/// Channel sizing: capacity = budget / largest expected item, at least 1; the source's own
+/// channel holds `source_items` (a source that reads ahead itself, bounded by bytes, needs
+/// only 1).
 #[derive(Debug, Clone, Copy)]
 pub struct Budget {
     pub channel_bytes: usize,
     pub item_bytes: usize,
+    pub source_items: usize,
 }
 
 impl Budget {
@@ -334,7 +337,7 @@ pub fn source<S: Source>(name: &str, mut src: S, budget: Budget, cancel: Cancel)
         }),
         capacity: budget.capacity(),
     };
-    let (tx, rx) = bounded(shared.capacity);
+    let (tx, rx) = bounded(budget.source_items.max(1));
     let counters = Arc::new(Counters::default());
     let (sh, c, stage) = (shared.clone(), counters.clone(), name.to_string());
     let t = std::thread::Builder::new()
@@ -655,7 +658,7 @@ mod tests {
     }
 
     fn budget(items: usize) -> Budget {
-        Budget { channel_bytes: items << 20, item_bytes: 1 << 20 }
+        Budget { channel_bytes: items << 20, item_bytes: 1 << 20, source_items: items }
     }
 
     fn numbers(count: u64) -> (Numbers, Arc<AtomicUsize>) {
@@ -679,6 +682,20 @@ mod tests {
         let src = report.stages.iter().find(|s| s.stage == "src").unwrap();
         assert!(src.blocked_send_s > 0.1, "the source waited on the slow sink: {src:?}");
         assert_eq!(report.bottleneck.as_deref(), Some("slow"), "{slow:?}");
+    }
+
+    #[test]
+    fn a_source_that_reads_ahead_itself_gets_a_channel_of_its_own_size() {
+        let (src, peak) = numbers(300);
+        let budget = Budget { source_items: 1, ..budget(4) };
+        let (out, _) = source("src", src, budget, Cancel::default())
+            .stage("work", 1, |_| Work { fail_at: None, panic_at: None, delay_us: 0 })
+            .sink("slow", Collect { seen: vec![], delay: Duration::from_millis(1) })
+            .unwrap();
+        assert_eq!(out.len(), 300);
+        // the source's channel of 1, the stage's of 4, one item held by each of three threads
+        let bound = 1 + 4 + 3;
+        assert!(peak.load(Ordering::SeqCst) <= bound, "peak {} > {bound}", peak.load(Ordering::SeqCst));
     }
 
     #[test]

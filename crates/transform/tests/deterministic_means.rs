@@ -9,7 +9,7 @@ use sluice_transform::{pin_engine, ColumnType, Contracts, CsvSpec, DimensionSpec
 fn a_derived_dimension_is_the_same_on_every_build() {
     pin_engine();
     let file = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/sample/landing/dims/weather.csv");
-    let bytes = std::fs::read(file).unwrap();
+    let bytes = std::fs::read(file).expect("the committed sample");
     let columns = [("origin", ColumnType::Str), ("temp", ColumnType::F64), ("pressure", ColumnType::F64), ("wind_speed", ColumnType::F64)];
     let weather = DimensionSpec::Csv {
         name: "weather".into(),
@@ -27,11 +27,14 @@ fn a_derived_dimension_is_the_same_on_every_build() {
         name: "means".into(),
         sql: "SELECT origin, AVG(temp) AS t, AVG(pressure) AS p, AVG(wind_speed) AS w FROM weather GROUP BY origin ORDER BY origin".into(),
     };
-    let table = weather.read(&bytes).unwrap();
+    let table = weather.read(&bytes).expect("a clean dimension");
     assert!(table.height() > 1000, "enough rows for the engine to partition the GROUP BY");
-    let build = || Dimensions::build(&[weather.clone(), means.clone()], |_| Ok(table.clone())).unwrap().get("means").unwrap().clone();
+    let build = || {
+        let dims = Dimensions::build(&[weather.clone(), means.clone()], |_| Ok(table.clone())).expect("the means");
+        dims.get("means").expect("built").clone()
+    };
     let bits = |f: &DataFrame| -> Vec<u64> {
-        ["t", "p", "w"].iter().flat_map(|c| f.column(c).unwrap().f64().unwrap().into_no_null_iter().map(f64::to_bits).collect::<Vec<_>>()).collect()
+        ["t", "p", "w"].iter().flat_map(|c| f.column(c).and_then(|c| c.f64().cloned()).expect("a float column").into_no_null_iter().map(f64::to_bits).collect::<Vec<_>>()).collect()
     };
     let first = build();
     assert_eq!(first.height(), 3, "three origins");

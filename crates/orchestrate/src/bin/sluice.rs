@@ -31,6 +31,29 @@ use sluice_orchestrate::{exit, Pipeline, SluiceError};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// glibc gives each thread that meets a locked arena a new one, up to 8 per core, and keeps
+/// what is freed into an arena for that arena: the stages, Polars' pool and the I/O threads
+/// spread a run's churn over 16 arenas on 2 cores. One arena per two cores (at least one)
+/// took the full year's peak from 175–214 to 133–143 MiB at 1x and from 206–211 to 141–150
+/// at 30x, for about 13% more wall at 10x (docs/ARCHITECTURE.md, "Blocks"). A
+/// `MALLOC_ARENA_MAX` or `glibc.malloc.arena_max` tunable set by the user wins.
+#[cfg(all(target_os = "linux", target_env = "gnu", not(feature = "mimalloc")))]
+fn limit_malloc_arenas() {
+    let tunables = std::env::var("GLIBC_TUNABLES").unwrap_or_default();
+    if std::env::var_os("MALLOC_ARENA_MAX").is_some() || tunables.contains("arena_max") {
+        return;
+    }
+    let arenas = std::thread::available_parallelism().map_or(1, |n| n.get() / 2).max(1);
+    // SAFETY: mallopt sets one allocator parameter; no other thread exists yet to race it.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, i32::try_from(arenas).unwrap_or(i32::MAX));
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu", not(feature = "mimalloc"))))]
+fn limit_malloc_arenas() {}
+
 #[derive(Parser)]
 #[command(name = "sluice", version, about = "Batch ETL and offline inference into versioned Parquet datasets")]
 struct Cli {
@@ -206,7 +229,9 @@ static SIGNAL: OnceLock<&'static str> = OnceLock::new();
 const SUMMARY_COMMANDS: [&str; 6] = ["run", "publish", "rollback", "gc", "pin", "unpin"];
 
 fn main() -> ExitCode {
-    sluice_transform::pin_engine(); // before any thread starts
+    // both before any thread starts
+    sluice_transform::pin_engine();
+    limit_malloc_arenas();
     let argv: Vec<String> = std::env::args().collect();
     let subcommand = argv.iter().skip(1).find(|a| !a.starts_with('-') && !["text", "json"].contains(&a.as_str()));
     let writes_summary = subcommand.is_some_and(|c| SUMMARY_COMMANDS.contains(&c.as_str()));
