@@ -24,9 +24,9 @@ use sluice_orchestrate::store::Dataset;
 use sluice_orchestrate::{exit, Pipeline, SluiceError};
 
 /// With the `mimalloc` feature: candle allocates a tensor per op, and mimalloc reuses freed
-/// blocks where glibc would map fresh ones (the email pipeline ~13% faster). The default, the
-/// system allocator, holds ~30% less memory on the tabular job at the same speed, since its
-/// scoring no longer goes through candle on the CPU.
+/// blocks where glibc would map fresh ones (the sample email pipeline 3.9 s against 4.2 s
+/// with glibc and one arena). The default, the system allocator limited to one arena per two
+/// cores, holds about half the memory on the tabular job.
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -35,7 +35,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// what is freed into an arena for that arena: the stages, Polars' pool and the I/O threads
 /// spread a run's churn over 16 arenas on 2 cores. One arena per two cores (at least one)
 /// took the full year's peak from 175–214 to 133–143 MiB at 1x and from 206–211 to 141–150
-/// at 30x, for about 13% more wall at 10x (docs/ARCHITECTURE.md, "Blocks"). A
+/// at 30x, for 13–20% more wall at 10x (threads queue on the one arena's lock; see
+/// docs/ARCHITECTURE.md, "Blocks"). A
 /// `MALLOC_ARENA_MAX` or `glibc.malloc.arena_max` tunable set by the user wins.
 #[cfg(all(target_os = "linux", target_env = "gnu", not(feature = "mimalloc")))]
 fn limit_malloc_arenas() {
