@@ -10,6 +10,7 @@
 //! - [`lambda`] (feature `lambda`): the AWS Lambda function's events and responses.
 //! - [`config`]: retries, timeouts and the one I/O runtime of the process.
 //! - [`redact`]: URIs and error texts without passwords or query strings.
+//! - [`par`]: blocking work over a few plain threads, results in order ([`par::map_ordered`]).
 //!
 //! Local paths, `file://`, `s3://`, `gs://`, `az://`/`abfss://` and `http(s)://` (read-only)
 //! are one code path: object_store's clients behind [`Storage`].
@@ -20,6 +21,7 @@ pub mod error;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 pub mod location;
+pub mod par;
 pub mod redact;
 pub mod source;
 pub mod storage;

@@ -5,8 +5,6 @@
 //! every object under it (sorted by path) belongs to the partition.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 use std::path::{Path as FsPath, PathBuf};
 
 use bytes::Bytes;
@@ -183,24 +181,7 @@ impl SourceSpec {
     /// [`SourceSpec::list`] for many partitions, up to `concurrency` listings at once (each is
     /// a request or more: on a bucket their latency adds up over a backfill). In order.
     pub fn list_many(&self, vars: &[Vec<(String, String)>], concurrency: usize) -> Vec<Listed> {
-        let next = AtomicUsize::new(0);
-        let slots: Vec<Mutex<Option<Listed>>> = vars.iter().map(|_| Mutex::new(None)).collect();
-        std::thread::scope(|s| {
-            for _ in 0..concurrency.clamp(1, vars.len().max(1)) {
-                s.spawn(|| loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(v) = vars.get(i) else { break };
-                    let listed = self.list(v);
-                    if let Ok(mut slot) = slots[i].lock() {
-                        *slot = Some(listed);
-                    }
-                });
-            }
-        });
-        slots
-            .into_iter()
-            .map(|m| m.into_inner().ok().flatten().unwrap_or_else(|| Err(ExtractError::Runtime(std::io::Error::other("a listing thread failed")))))
-            .collect()
+        crate::par::map_ordered(vars, concurrency, |v| self.list(v))
     }
 
     /// The objects of one partition, sorted by URI; empty when there are none.

@@ -3,12 +3,12 @@
 //! [`Attempt`].
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use sluice_extract::par::map_ordered;
 use sluice_extract::ObjectRef;
 use sluice_transform::ingest::first_bad_row;
 
@@ -226,7 +226,8 @@ fn audit_all(
     let Publication { p, dataset, current, override_checks, .. } = publication;
     let started = std::time::Instant::now();
     // each partition's files read back and measured in parallel, one partition per core at
-    // a time; accounted for and reported in partition order
+    // a time (not on rayon's pool: see map_ordered); accounted for and reported in
+    // partition order
     let parts: Vec<(&String, &StagedPartition)> = staged.iter().collect();
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let measured: Vec<Result<Vec<CheckResult>, SluiceError>> =
@@ -271,47 +272,3 @@ pub(crate) fn already_published(dataset: &Dataset, c: &Commit, started: std::tim
     RunSummary::new("up_to_date", &c.run_id, dataset, started).with_partitions(parts).with_commit(c.commit)
 }
 
-/// `f` over `items` on `workers` threads of its own, the results in `items`' order; each
-/// thread takes the next item when done with its last. Not rayon's pool: a rayon thread
-/// waiting on Polars' pool (which reads and queries the files) runs other queued items in
-/// the meantime, so the checks of 30x held every partition's columns at once (48 MiB).
-fn map_ordered<T: Sync, R: Send>(items: &[T], workers: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let next = AtomicUsize::new(0);
-    let mut done: Vec<(usize, R)> = std::thread::scope(|s| {
-        let threads: Vec<_> = (0..workers.clamp(1, items.len().max(1)))
-            .map(|_| {
-                s.spawn(|| {
-                    let mut mine = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(item) = items.get(i) else { break };
-                        mine.push((i, f(item)));
-                    }
-                    mine
-                })
-            })
-            .collect();
-        threads.into_iter().flat_map(|t| t.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
-    });
-    done.sort_by_key(|(i, _)| *i);
-    done.into_iter().map(|(_, r)| r).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::map_ordered;
-
-    #[test]
-    fn map_ordered_keeps_the_items_order_whatever_the_threads() {
-        let items: Vec<u64> = (0..200).collect();
-        for workers in [0, 1, 3, 16, 500] {
-            // uneven work, so the threads finish out of order
-            let got = map_ordered(&items, workers, |&i| {
-                std::hint::black_box((0..(i % 7) * 1000).sum::<u64>());
-                i
-            });
-            assert_eq!(got, items, "{workers} workers");
-        }
-        assert!(map_ordered(&Vec::<u8>::new(), 2, |&b| b).is_empty());
-    }
-}
