@@ -7,7 +7,11 @@
 #   deploy/build-lambda.sh
 #   aws lambda create-function --function-name sluice-extract --runtime provided.al2023 \
 #       --handler bootstrap --zip-file fileb://$(deploy/build-lambda.sh | tail -1) --role ARN \
-#       --environment 'Variables={SLUICE_EXTRACT_DEST=s3://landing/flights/}'
+#       --environment 'Variables={SLUICE_EXTRACT_DEST=s3://landing/flights/,SLUICE_EXTRACT_SOURCES=s3://raw/,SLUICE_EXTRACT_DESTS=s3://landing/}'
+#
+# Events may name object stores only (never the function's own files: local paths, file://).
+# SLUICE_EXTRACT_SOURCES and SLUICE_EXTRACT_DESTS (comma-separated folder prefixes) limit
+# the sources and destinations further; unset, any object store is allowed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 musl=x86_64-unknown-linux-musl

@@ -1,14 +1,15 @@
 //! CSV bytes (plain or compressed) through the flight pipeline's schema and contracts:
-//! any input is rows, quarantined rows or an error, never a panic, and every row is
-//! accounted for.
+//! any input is rows, quarantined rows or an error, never a panic or an internal error,
+//! every row is accounted for, and a plain input reads like its CRLF twin (the prescan's
+//! fast and careful paths and Polars agree; crates/transform/tests/twins).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
 mod common;
+#[path = "../../crates/transform/tests/twins/mod.rs"]
+mod twins;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(ing) = sluice_transform::read_csv("fuzz.csv", data, &common::SPEC) {
-        assert_eq!(ing.rows_read, ing.frame.height() + ing.quarantine.height());
-    }
+    twins::assert_reads_like_its_crlf_twin(data, &common::SPEC);
 });

@@ -21,6 +21,7 @@ mod crash;
 mod faults;
 mod gc;
 mod history;
+mod line_ends;
 mod ops;
 mod proxy;
 mod quality;

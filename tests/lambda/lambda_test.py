@@ -8,7 +8,10 @@ copies partitions between prefixes of a moto bucket.
 
 Checked: a CLI-shaped event copies one date's object; an S3 event notification copies the
 object it names to $SLUICE_EXTRACT_DEST; a date with no object is `skipped`; bad events get
-an error response naming the problem (errorType) and the function keeps serving.
+an error response naming the problem (errorType) and the function keeps serving; the
+function's own files (/proc/self/environ with its keys, /etc, relative paths) are refused as
+sources and destinations with nothing written; $SLUICE_EXTRACT_SOURCES/DESTS allow what is
+under them and refuse the rest.
 cargo-lambda (PyPI wheel, a static binary) is fetched into ~/.cache/sluice once.
 """
 
@@ -93,13 +96,100 @@ def s3_event(bucket: str, key: str, size: int) -> dict:
     }]}
 
 
+class Function:
+    """The packaged `bootstrap` served by its own cargo-lambda emulator, with `env` added to
+    the function's environment."""
+
+    def __init__(self, bootstrap: Path, work: Path, env: dict, name: str):
+        self.port = free_port()
+        self.emulator = subprocess.Popen([str(cargo_lambda()), "lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1", "-P", str(self.port)],
+                                         cwd=REPO, stdout=subprocess.DEVNULL, stderr=open(work / f"emulator-{name}.log", "w"))
+        self.function = None
+        self.log = work / f"function-{name}.log"
+        wait_listening(self.port, self.emulator, "the emulator")
+        env = {**os.environ, **env, "AWS_LAMBDA_RUNTIME_API": f"http://127.0.0.1:{self.port}/.rt", "AWS_LAMBDA_FUNCTION_NAME": "_",
+               "AWS_LAMBDA_FUNCTION_VERSION": "1", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128"}
+        self.function = subprocess.Popen([str(bootstrap)], env=env, stdout=subprocess.DEVNULL, stderr=open(self.log, "w"))
+
+    def invoke(self, event) -> tuple[int, dict]:
+        return invoke(self.port, event)
+
+    def serving(self) -> bool:
+        return self.function.poll() is None
+
+    def stop(self) -> None:
+        for p in (self.function, self.emulator):
+            if p is not None:
+                p.terminate()
+                p.wait()
+
+
+def keys(s3) -> list[str]:
+    return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET).get("Contents", []))
+
+
+def copies(fn: Function, s3, aws_keys: tuple[str, str]) -> None:
+    """The copies a function without allowlists makes, and the events it refuses."""
+    status, out = fn.invoke({"source": f"s3://{BUCKET}/raw/flights/{{date}}.csv", "dest": f"s3://{BUCKET}/landing/flights/", "date": "2013-01-15"})
+    copied = s3.get_object(Bucket=BUCKET, Key="landing/flights/2013-01-15.csv")["Body"].read()
+    check(status == 200 and out["status"] == "copied" and out["objects"] == 1 and copied == (FLIGHTS / "2013-01-15.csv").read_bytes(),
+          f"a CLI-shaped event copies the partition ({status}: {out.get('status')}, {out.get('bytes')} bytes)")
+    check(out["copied"][0]["dest"] == f"s3://{BUCKET}/landing/flights/2013-01-15.csv" and len(out["copied"][0]["sha256"]) == 64, "the response lists the object with its sha256")
+
+    size = (FLIGHTS / "2013-01-16.csv").stat().st_size
+    status, out = fn.invoke(s3_event(BUCKET, "raw/flights/2013-01-16.csv", size))
+    notified = s3.get_object(Bucket=BUCKET, Key="notified/2013-01-16.csv")["Body"].read()
+    check(status == 200 and out["objects"] == 1 and notified == (FLIGHTS / "2013-01-16.csv").read_bytes(), "an S3 event copies the new object")
+
+    status, out = fn.invoke({"source": f"s3://{BUCKET}/raw/flights/{{date}}.csv", "dest": f"s3://{BUCKET}/landing/flights/", "date": "2013-03-01"})
+    check(status == 200 and out == {"status": "skipped", "objects": 0, "bytes": 0}, f"no object for the date: skipped ({out})")
+
+    for event, kind in [({"source": "s3://x/{date}.csv"}, "InvalidEvent"), ({"source": "a", "dest": "b", "date": "2013-02-30"}, "InvalidEvent"),
+                        ([1, 2], "InvalidEvent"), ({"source": "ftp://x/a.csv", "dest": f"s3://{BUCKET}/leak/"}, "InvalidEvent")]:
+        status, out = fn.invoke(event)
+        check(status >= 400 and out.get("errorType") == kind and out.get("errorMessage"), f"bad event {json.dumps(event)}: {kind} ({out.get('errorMessage')})")
+
+    # the function's own files: its environment (with the role's keys), the system, its code
+    before = keys(s3)
+    for source in ["/proc/self/environ", "file:///proc/self/environ", "/etc/passwd", "/{d}/passwd", "var/task/", "../../etc/"]:
+        status, out = fn.invoke({"source": source, "dest": f"s3://{BUCKET}/leak/", "vars": {"d": "etc"}})
+        check(status >= 400 and out.get("errorType") == "InvalidEvent", f"local source {source} refused ({out.get('errorMessage')})")
+    local_dest = Path(tempfile.gettempdir()) / f"sluice-lambda-leak-{os.getpid()}"
+    status, out = fn.invoke({"source": f"s3://{BUCKET}/raw/flights/{{date}}.csv", "dest": f"{local_dest}/", "date": "2013-01-15"})
+    check(status >= 400 and out.get("errorType") == "InvalidEvent" and not local_dest.exists(), f"local destination refused ({out.get('errorMessage')})")
+    check(keys(s3) == before, "no object written by a refused event")
+    log = fn.log.read_text()
+    check(all(k not in log for k in aws_keys), "the function's keys appear in no log line")
+
+    status, out = fn.invoke({"source": f"s3://{BUCKET}/raw/flights/{{date}}.csv", "dest": f"s3://{BUCKET}/again/", "date": "2013-01-15"})
+    check(status == 200 and out["objects"] == 1 and fn.serving(), "the function still serves after bad events")
+
+
+def allowlists(fn: Function, s3) -> None:
+    """A function limited to s3://BUCKET/raw/ (sources) and s3://BUCKET/landing/ (dests)."""
+    status, out = fn.invoke({"source": f"s3://{BUCKET}/raw/flights/{{date}}.csv", "dest": f"s3://{BUCKET}/landing/allowed/", "date": "2013-01-16"})
+    check(status == 200 and out["objects"] == 1, f"an allowed source and destination copy ({out.get('status')})")
+    before = keys(s3)
+    for source, dest in [(f"s3://{BUCKET}/private/secret.csv", f"s3://{BUCKET}/landing/x/"),
+                         (f"s3://{BUCKET}/raw-private/secret.csv", f"s3://{BUCKET}/landing/x/"),
+                         (f"s3://{BUCKET}/raw/flights/2013-01-15.csv", f"s3://{BUCKET}/leak/")]:
+        status, out = fn.invoke({"source": source, "dest": dest})
+        check(status >= 400 and out.get("errorType") == "InvalidEvent", f"{source} -> {dest} refused by the allowlists ({out.get('errorMessage')})")
+    check(keys(s3) == before, "no object written by a refused event")
+
+
 def main() -> None:
     endpoint = os.environ["SLUICE_TEST_S3"]
-    aws = {"AWS_ENDPOINT_URL": endpoint, "AWS_ALLOW_HTTP": "true", "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1"}
+    # a distinct secret key: the function's role credentials, which must never leak
+    secret = f"sluice-test-secret-{os.getpid()}"
+    aws = {"AWS_ENDPOINT_URL": endpoint, "AWS_ALLOW_HTTP": "true", "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1",
+           "AWS_SESSION_TOKEN": secret}
     s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1")
     s3.create_bucket(Bucket=BUCKET)
     for d in ("2013-01-15", "2013-01-16"):
         s3.put_object(Bucket=BUCKET, Key=f"raw/flights/{d}.csv", Body=(FLIGHTS / f"{d}.csv").read_bytes())
+    for key in ("private/secret.csv", "raw-private/secret.csv"):
+        s3.put_object(Bucket=BUCKET, Key=key, Body=b"a\n1\n")
 
     built = subprocess.run(["deploy/build-lambda.sh"], cwd=REPO, capture_output=True, text=True)
     if built.returncode != 0:
@@ -112,42 +202,16 @@ def main() -> None:
     bootstrap = work / "bootstrap"
     bootstrap.chmod(0o755)
 
-    port = free_port()
-    emulator = subprocess.Popen([str(cargo_lambda()), "lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1", "-P", str(port)],
-                                cwd=REPO, stdout=subprocess.DEVNULL, stderr=open(work / "emulator.log", "w"))
-    function = None
+    fn = Function(bootstrap, work, {**aws, "SLUICE_EXTRACT_DEST": f"s3://{BUCKET}/notified/"}, "open")
     try:
-        wait_listening(port, emulator, "the emulator")
-        env = {**os.environ, **aws, "AWS_LAMBDA_RUNTIME_API": f"http://127.0.0.1:{port}/.rt", "AWS_LAMBDA_FUNCTION_NAME": "_",
-               "AWS_LAMBDA_FUNCTION_VERSION": "1", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
-               "SLUICE_EXTRACT_DEST": f"s3://{BUCKET}/notified/"}
-        function = subprocess.Popen([str(bootstrap)], env=env, stdout=subprocess.DEVNULL, stderr=open(work / "function.log", "w"))
-
-        status, out = invoke(port, {"source": f"s3://{BUCKET}/raw/flights/{{date}}.csv", "dest": f"s3://{BUCKET}/landing/flights/", "date": "2013-01-15"})
-        copied = s3.get_object(Bucket=BUCKET, Key="landing/flights/2013-01-15.csv")["Body"].read()
-        check(status == 200 and out["status"] == "copied" and out["objects"] == 1 and copied == (FLIGHTS / "2013-01-15.csv").read_bytes(),
-              f"a CLI-shaped event copies the partition ({status}: {out.get('status')}, {out.get('bytes')} bytes)")
-        check(out["copied"][0]["dest"] == f"s3://{BUCKET}/landing/flights/2013-01-15.csv" and len(out["copied"][0]["sha256"]) == 64, "the response lists the object with its sha256")
-
-        size = (FLIGHTS / "2013-01-16.csv").stat().st_size
-        status, out = invoke(port, s3_event(BUCKET, "raw/flights/2013-01-16.csv", size))
-        notified = s3.get_object(Bucket=BUCKET, Key="notified/2013-01-16.csv")["Body"].read()
-        check(status == 200 and out["objects"] == 1 and notified == (FLIGHTS / "2013-01-16.csv").read_bytes(), "an S3 event copies the new object")
-
-        status, out = invoke(port, {"source": f"s3://{BUCKET}/raw/flights/{{date}}.csv", "dest": f"s3://{BUCKET}/landing/flights/", "date": "2013-03-01"})
-        check(status == 200 and out == {"status": "skipped", "objects": 0, "bytes": 0}, f"no object for the date: skipped ({out})")
-
-        for event, kind in [({"source": "s3://x/{date}.csv"}, "InvalidEvent"), ({"source": "a", "dest": "b", "date": "2013-02-30"}, "InvalidEvent"),
-                            ([1, 2], "InvalidEvent"), ({"source": "ftp://x/a.csv", "dest": "/tmp/x"}, "ExtractFailed")]:
-            status, out = invoke(port, event)
-            check(status >= 400 and out.get("errorType") == kind and out.get("errorMessage"), f"bad event {json.dumps(event)}: {kind} ({out.get('errorMessage')})")
-        status, out = invoke(port, {"source": f"s3://{BUCKET}/raw/flights/{{date}}.csv", "dest": f"s3://{BUCKET}/again/", "date": "2013-01-15"})
-        check(status == 200 and out["objects"] == 1 and function.poll() is None, "the function still serves after bad events")
+        copies(fn, s3, (secret,))
     finally:
-        for p in (function, emulator):
-            if p is not None:
-                p.terminate()
-                p.wait()
+        fn.stop()
+    fn = Function(bootstrap, work, {**aws, "SLUICE_EXTRACT_SOURCES": f"s3://{BUCKET}/raw/", "SLUICE_EXTRACT_DESTS": f"s3://{BUCKET}/landing/"}, "limited")
+    try:
+        allowlists(fn, s3)
+    finally:
+        fn.stop()
     print("lambda tests passed")
 
 

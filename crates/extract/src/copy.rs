@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use crate::source::{prefetch, SourceObject};
-use crate::{ExtractError, SourceSpec, Storage};
+use crate::{expand_template, ExtractError, Location, Policy, Role, SourceSpec, Storage};
 
 /// The outcome of [`extract`]: the `sluice-extract` CLI prints it as its last line and the
 /// Lambda function returns it.
@@ -18,13 +18,18 @@ pub struct Extracted {
 }
 
 /// Copy one partition: the objects of `source` (a URI template filled from `vars`) to `dest`.
-/// Nothing to copy is not an error: the status is `skipped` and `dest` is not touched.
-pub fn extract(source: &str, dest: &str, vars: &[(String, String)]) -> Result<Extracted, ExtractError> {
-    let objects = SourceSpec::new(source, None).list(vars)?;
+/// Both are checked against `policy` (the filled source) before anything is read. Nothing
+/// to copy is not an error: the status is `skipped` and `dest` is not touched.
+pub fn extract(source: &str, dest: &str, vars: &[(String, String)], policy: &Policy) -> Result<Extracted, ExtractError> {
+    let from = Location::parse(&expand_template(source, vars)?, None)?;
+    policy.check(&from, Role::Source)?;
+    let to = Location::parse(dest, None)?;
+    policy.check(&to, Role::Dest)?;
+    let objects = SourceSpec::list_in(from)?;
     if objects.is_empty() {
         return Ok(Extracted { status: "skipped", objects: 0, bytes: 0, copied: Vec::new() });
     }
-    let copied = copy_objects(&objects, &Storage::open(dest, None)?)?;
+    let copied = copy_objects(&objects, &Storage::new(to)?)?;
     let bytes = copied.iter().map(|c| c.size).sum();
     Ok(Extracted { status: "copied", objects: copied.len(), bytes, copied })
 }

@@ -14,6 +14,9 @@ pub enum ExtractError {
     /// The object is not the version seen when planning (ETag, size or modification time).
     #[error("{uri} changed since it was listed ({detail}); re-run to process the new version")]
     Changed { uri: String, detail: String },
+    /// The location is not one this extract may use ([`crate::policy::Policy`]).
+    #[error("{uri} is refused: {rule}")]
+    Refused { uri: String, rule: String },
     #[error("object already exists at {uri}")]
     AlreadyExists { uri: String },
     /// Writing is refused: the location is plain HTTP(S), which serves reads only.

@@ -6,6 +6,8 @@
 //! - [`source`]: expand a source template (`.../flights/{date}.csv`) for one partition, list
 //!   its objects with size and ETag ([`ObjectRef`]) and fetch them with a sha256 ([`RawObject`]).
 //! - [`copy`]: copy one partition's objects to a landing location (the `sluice-extract` binary).
+//! - [`policy`]: which locations a copy may read and write (any for the CLI; object stores,
+//!   optionally under listed prefixes, for the Lambda function).
 //!
 //! - [`lambda`] (feature `lambda`): the AWS Lambda function's events and responses.
 //! - [`config`]: retries, timeouts and the one I/O runtime of the process.
@@ -22,6 +24,7 @@ pub mod error;
 pub mod lambda;
 pub mod location;
 pub mod par;
+pub mod policy;
 pub mod redact;
 pub mod source;
 pub mod storage;
@@ -29,5 +32,6 @@ pub mod upload;
 
 pub use error::ExtractError;
 pub use location::{set_store_options, Location, StoreKind};
+pub use policy::{Policy, Role};
 pub use source::{expand_template, ObjectRef, RawObject, SourceSpec};
 pub use storage::{PutOutcome, Storage};

@@ -187,7 +187,11 @@ impl SourceSpec {
     /// The objects of one partition, sorted by URI; empty when there are none.
     pub fn list(&self, vars: &[(String, String)]) -> Result<Vec<SourceObject>, ExtractError> {
         let expanded = expand_template(&self.template, vars)?;
-        let loc = Location::parse(&expanded, self.base.as_deref())?;
+        Self::list_in(Location::parse(&expanded, self.base.as_deref())?)
+    }
+
+    /// The objects at `loc` (every one under it when it names a prefix), sorted by URI.
+    pub fn list_in(loc: Location) -> Result<Vec<SourceObject>, ExtractError> {
         let is_prefix = loc.is_prefix;
         let storage = Storage::new(loc)?;
         let entries = if is_prefix {
@@ -217,6 +221,8 @@ impl SourceSpec {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+
     use super::*;
 
     fn vars(k: &str, v: &str) -> Vec<(String, String)> {
@@ -249,6 +255,26 @@ mod tests {
         let single = SourceSpec::new(format!("{}/p/{{k}}.csv", dir.display()), None);
         assert_eq!(single.list(&vars("k", "b"))?.len(), 1);
         assert!(single.list(&vars("k", "zzz"))?.is_empty());
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+
+    /// A file that grew after it was listed, or whose size lies (`/proc`'s say 0 bytes), is
+    /// an error when read, never a short copy.
+    #[test]
+    fn a_file_that_is_not_its_listed_size_is_an_error() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = std::env::temp_dir().join(format!("sluice-extract-grow-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let file = dir.join("day.csv");
+        std::fs::write(&file, b"x\n1\n")?;
+        let listed = SourceSpec::new(file.to_str().unwrap_or_default(), None).list(&[])?;
+        std::fs::OpenOptions::new().append(true).open(&file)?.write_all(b"2\n")?;
+        let e = listed[0].fetch().unwrap_err();
+        assert!(matches!(e, ExtractError::Changed { .. }), "{e}");
+        let proc_file = SourceSpec::new("/proc/self/status", None).list(&[])?;
+        assert_eq!(proc_file[0].meta.size, 0, "/proc reports no size");
+        let e = proc_file[0].fetch().unwrap_err();
+        assert!(matches!(e, ExtractError::Changed { .. }), "{e}");
         std::fs::remove_dir_all(&dir)?;
         Ok(())
     }

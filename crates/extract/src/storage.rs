@@ -12,7 +12,7 @@ use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{GetOptions, ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
-use crate::{config, ExtractError, Location, ObjectRef};
+use crate::{config, ExtractError, Location, ObjectRef, StoreKind};
 
 pub use crate::upload::ObjectWriter;
 
@@ -98,8 +98,10 @@ impl Storage {
 
     /// Read an object only if it is still the version seen when it was listed: `If-Match`
     /// on its ETag (on local disk the ETag is inode, modification time and size), or
-    /// `If-Unmodified-Since` where the store gives no ETag; and it must have `size` bytes.
-    /// Anything else is [`ExtractError::Changed`].
+    /// `If-Unmodified-Since` where the store gives no ETag; the store's answer must carry
+    /// the same ETag (a server may ignore `If-Match`), and it must be exactly `size` bytes
+    /// (on local disk: no byte past them either, for a file whose size lies, such as
+    /// `/proc`'s, or one still being written). Anything else is [`ExtractError::Changed`].
     pub fn get_version(&self, rel: &str, seen: &ObjectRef) -> Result<Bytes, ExtractError> {
         self.block_on(self.get_version_async(rel, seen))?
     }
@@ -112,14 +114,20 @@ impl Storage {
             if_unmodified_since: seen.e_tag.is_none().then_some(seen.last_modified),
             ..Default::default()
         };
-        let bytes = async { self.root.store.get_opts(&path, opts).await?.bytes().await }
-            .await
-            .map_err(|e| ExtractError::store(self.uri_of(rel), e))?;
+        let changed = |detail: String| ExtractError::Changed { uri: self.uri_of(rel), detail };
+        let err = |e| ExtractError::store(self.uri_of(rel), e);
+        let got = self.root.store.get_opts(&path, opts).await.map_err(err)?;
+        if let (Some(listed), Some(now)) = (&seen.e_tag, &got.meta.e_tag) {
+            if !same_etag(listed, now) {
+                return Err(changed(format!("ETag {now}, {listed} when listed")));
+            }
+        }
+        let bytes = got.bytes().await.map_err(err)?;
         if bytes.len() as u64 != seen.size {
-            return Err(ExtractError::Changed {
-                uri: self.uri_of(rel),
-                detail: format!("{} bytes read, {} when listed", bytes.len(), seen.size),
-            });
+            return Err(changed(format!("{} bytes read, {} when listed", bytes.len(), seen.size)));
+        }
+        if self.root.kind == StoreKind::Local && has_bytes_past(&self.uri_of(rel), seen.size)? {
+            return Err(changed(format!("the file holds more than the {} bytes its size says", seen.size)));
         }
         Ok(bytes)
     }
@@ -209,5 +217,35 @@ impl Storage {
     pub fn writer(&self, rel: &str) -> Result<ObjectWriter, ExtractError> {
         self.writable(rel)?;
         Ok(ObjectWriter::new(self.clone(), rel.to_string(), self.full_path(rel)))
+    }
+}
+
+/// Whether two ETags name the same version: Azure lists them bare and answers a read with
+/// them quoted, and a weak one (`W/"…"`) names the same version as its strong form.
+fn same_etag(a: &str, b: &str) -> bool {
+    let bare = |t: &str| t.trim().trim_start_matches("W/").trim_matches('"').to_string();
+    bare(a) == bare(b)
+}
+
+/// Whether the local file at `path` has a byte at offset `size` (its listed size).
+fn has_bytes_past(path: &str, size: u64) -> Result<bool, ExtractError> {
+    use std::io::{Read, Seek, SeekFrom};
+    let read = || -> std::io::Result<bool> {
+        let mut f = std::fs::File::open(path)?;
+        f.seek(SeekFrom::Start(size))?;
+        Ok(f.read(&mut [0u8; 1])? > 0)
+    };
+    read().map_err(|e| ExtractError::Store { uri: path.to_string(), message: e.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_etag;
+
+    #[test]
+    fn etags_compare_without_quotes_or_weakness() {
+        assert!(same_etag("0x1D8AFAF85287BC0", "\"0x1D8AFAF85287BC0\""));
+        assert!(same_etag("W/\"abc\"", "\"abc\""));
+        assert!(!same_etag("\"abc\"", "\"abd\""));
     }
 }

@@ -96,6 +96,7 @@ impl SluiceError {
                 ExtractError::InvalidLocation { .. }
                 | ExtractError::UnsupportedScheme { .. }
                 | ExtractError::ReadOnly { .. }
+                | ExtractError::Refused { .. }
                 | ExtractError::MissingTemplateValue { .. },
             ) => exit::USAGE,
             SluiceError::Infer(InferError::MissingFile { .. } | InferError::BadConfig { .. } | InferError::BadModel { .. }) => {

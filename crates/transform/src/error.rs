@@ -47,6 +47,9 @@ pub enum TransformError {
         #[source]
         source: Box<TransformError>,
     },
+    /// sluice's two CSV passes disagree about a file: a bug in sluice, not bad data.
+    #[error("{file}: internal error reading the file (a bug in sluice, please report it): {detail}")]
+    Internal { file: String, detail: String },
     #[error("{context}: {source}")]
     Polars {
         context: String,

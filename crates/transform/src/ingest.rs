@@ -9,7 +9,8 @@
 //!    failure names the column, value, rule and reason.
 //!
 //! Compressed objects (gzip, zstd) are decompressed first, recognised by content
-//! ([`crate::decode`]).
+//! ([`crate::decode`]). The first pass, and how it stays in step with Polars whatever the
+//! line ends, is [`crate::prescan`].
 //!
 //! The result: `frame` (typed rows), and `quarantine` (one row per bad input row with
 //! `file`, `line`, `column`, `value`, `rule`, `reason`), so rows read = frame rows +
@@ -22,6 +23,7 @@ use polars::prelude::*;
 use crate::contracts::{Contracts, Violation};
 use crate::decode::decode;
 use crate::error::Context;
+use crate::prescan::{prescan, strip_bom, Prescan};
 use crate::steps::OBJECT;
 use crate::types::parse_datetime;
 use crate::{ColumnType, TransformError};
@@ -58,94 +60,6 @@ pub struct Ingested {
     pub rows_read: usize,
 }
 
-struct Prescan {
-    /// Well-formed records only (header included), or None when every record was fine.
-    cleaned: Option<Vec<u8>>,
-    /// Where the first record starts (the header's end), in the bytes and in `cleaned`.
-    header_end: usize,
-    lines: Vec<u32>,
-    bad_lines: Vec<u32>,
-    bad_raw: Vec<String>,
-    bad_reasons: Vec<String>,
-}
-
-fn prescan(file: &str, bytes: &[u8], spec: &CsvSpec) -> Result<Prescan, TransformError> {
-    let mut rdr = csv::ReaderBuilder::new().delimiter(spec.separator).flexible(true).has_headers(false).from_reader(bytes);
-    let mut record = csv::ByteRecord::new();
-    let header_len = match rdr.read_byte_record(&mut record) {
-        Ok(true) => record.len(),
-        Ok(false) => return Err(TransformError::EmptyFile { file: file.to_string() }),
-        Err(e) => return Err(TransformError::BadRow { file: file.to_string(), line: 1, reason: e.to_string() }),
-    };
-    let header: Vec<String> = record.iter().map(|f| String::from_utf8_lossy(f).trim().to_string()).collect();
-    for (name, _) in &spec.columns {
-        if !header.iter().any(|h| h == name) {
-            return Err(TransformError::MissingColumn {
-                file: file.to_string(),
-                column: name.clone(),
-                header: header.join(","),
-            });
-        }
-    }
-    let mut scan = Prescan { cleaned: None, header_end: 0, lines: Vec::new(), bad_lines: Vec::new(), bad_raw: Vec::new(), bad_reasons: Vec::new() };
-    let header_end = rdr.position().byte() as usize;
-    if let Some(lines) = simple_lines(bytes, header_end, header_len, spec.separator) {
-        return Ok(Prescan { header_end, lines, ..scan });
-    }
-    // byte offset where the current record starts; the previous record ends there
-    let mut good_ranges: Vec<(usize, usize)> = Vec::new();
-    let mut skipped = false;
-    let mut start = rdr.position().byte() as usize;
-    scan.header_end = start;
-    good_ranges.push((0, start)); // the header
-    loop {
-        let line = rdr.position().line() as u32;
-        let res = rdr.read_byte_record(&mut record);
-        let end = rdr.position().byte() as usize;
-        match res {
-            Ok(false) => break,
-            Ok(true) if record.len() == header_len && std::str::from_utf8(record.as_slice()).is_ok() => {
-                scan.lines.push(line);
-                good_ranges.push((start, end));
-            }
-            Ok(true) => {
-                let reason = if record.len() != header_len {
-                    format!("expected {header_len} fields, found {}", record.len())
-                } else {
-                    "invalid UTF-8".to_string()
-                };
-                skipped = true;
-                if record.len() == 1 && record.get(0).is_some_and(|f| f.is_empty()) {
-                    // a blank line is not a record
-                    start = end;
-                    continue;
-                }
-                scan.bad_lines.push(line);
-                scan.bad_raw.push(String::from_utf8_lossy(bytes[start..end].trim_ascii_end()).into_owned());
-                scan.bad_reasons.push(reason);
-            }
-            Err(e) => {
-                skipped = true;
-                scan.bad_lines.push(line);
-                scan.bad_raw.push(String::from_utf8_lossy(&bytes[start..end.max(start)]).trim_end().to_string());
-                scan.bad_reasons.push(format!("malformed CSV: {e}"));
-            }
-        }
-        start = end;
-    }
-    if skipped {
-        let mut cleaned = Vec::with_capacity(bytes.len());
-        for (s, e) in good_ranges {
-            cleaned.extend_from_slice(&bytes[s..e]);
-            if !cleaned.ends_with(b"\n") {
-                cleaned.push(b'\n');
-            }
-        }
-        scan.cleaned = Some(cleaned);
-    }
-    Ok(scan)
-}
-
 /// One CSV object parsed but not yet typed: every well-formed record as strings (with
 /// `__sluice_line`), and the malformed ones as quarantine rows.
 #[derive(Debug, Clone)]
@@ -162,37 +76,12 @@ impl RawCsv {
     }
 }
 
-/// The usual file: no quotes, valid UTF-8, no blank line, every line a record with the
-/// header's field count. The line numbers of its records, found by byte search (a tenth of
-/// the CSV reader's time); `None` sends the file through the CSV reader.
-fn simple_lines(bytes: &[u8], header_end: usize, header_len: usize, separator: u8) -> Option<Vec<u32>> {
-    if memchr::memchr(b'"', bytes).is_some() || std::str::from_utf8(bytes).is_err() {
-        return None;
-    }
-    let body = &bytes[header_end..];
-    let mut lines = Vec::with_capacity(body.len() / 64);
-    let (mut start, mut line) = (0, 2u32);
-    for end in memchr::memchr_iter(b'\n', body).chain(std::iter::once(body.len())) {
-        let record = &body[start.min(body.len())..end];
-        start = end + 1;
-        if end == body.len() && record.is_empty() {
-            break; // after the last newline
-        }
-        let record = record.strip_suffix(b"\r").unwrap_or(record);
-        if record.is_empty() || memchr::memchr_iter(separator, record).count() + 1 != header_len {
-            return None;
-        }
-        lines.push(line);
-        line += 1;
-    }
-    Some(lines)
-}
-
 /// Parse one CSV object (plain, gzip or zstd) into strings; [`type_rows`] types them.
 /// `file` names it in errors and in the quarantine.
 pub fn parse_csv(file: &str, bytes: &[u8], spec: &CsvSpec) -> Result<RawCsv, TransformError> {
-    let bytes = &decode(file, bytes, "CSV")?[..];
-    let scan = prescan(file, bytes, spec)?;
+    let decoded = decode(file, bytes, "CSV")?;
+    let bytes = strip_bom(&decoded);
+    let scan = prescan(file, bytes, spec.separator, &spec.columns)?;
     let mut frame = strings(file, scan.cleaned.as_deref().unwrap_or(bytes), scan.lines.len(), spec, false)?;
     frame.with_column(Column::new(LINE.into(), scan.lines.as_slice())).ctx(|| format!("{file}: adding line numbers"))?;
     Ok(RawCsv { frame, structural: structural(file, scan)? })
@@ -208,10 +97,11 @@ pub fn parse_csvs(objects: &[(&str, &[u8])], spec: &CsvSpec) -> Result<Option<Ra
     let (mut lines, mut objs, mut bad) = (Vec::new(), Vec::new(), Vec::new());
     let mut header: Option<Vec<u8>> = None;
     for (i, (file, bytes)) in objects.iter().enumerate() {
-        let bytes = decode(file, bytes, "CSV")?;
-        let mut scan = prescan(file, &bytes, spec)?;
-        let data = scan.cleaned.take().unwrap_or_else(|| bytes.into_owned());
-        let (head, body) = data.split_at(scan.header_end);
+        let decoded = decode(file, bytes, "CSV")?;
+        let bytes = strip_bom(&decoded);
+        let mut scan = prescan(file, bytes, spec.separator, &spec.columns)?;
+        let cleaned = scan.cleaned.take();
+        let (head, body) = cleaned.as_deref().unwrap_or(bytes).split_at(scan.header_end);
         match &header {
             None => {
                 header = Some(head.trim_ascii_end().to_vec());
@@ -279,10 +169,10 @@ fn strings(file: &str, data: &[u8], records: usize, spec: &CsvSpec, numbers: boo
         .finish()
         .map_err(|source| TransformError::Parse { file: file.to_string(), format: "CSV", source })?;
     if raw.height() != records {
-        return Err(TransformError::BadRow {
+        // the prescan and Polars disagree on the records: sluice's fault, not the data's
+        return Err(TransformError::Internal {
             file: file.to_string(),
-            line: 0,
-            reason: format!("parsed {} rows but found {records} records", raw.height()),
+            detail: format!("Polars parsed {} rows where the prescan found {records} records", raw.height()),
         });
     }
     Ok(raw)
@@ -540,6 +430,42 @@ mod tests {
         assert_eq!(cols, vec![Some("a"), None, Some("t")]);
         let e = first_bad_row(q).unwrap().to_string();
         assert!(e.contains("f.csv") && e.contains("line 3") && e.contains("'a'") && e.contains("zz"), "{e}");
+    }
+
+    /// A file and its CRLF twin, with or without a final line end or a byte order mark, and
+    /// with a lone `\r` inside a quoted field, give the same rows and quarantine.
+    #[test]
+    fn line_ends_and_a_byte_order_mark_give_the_same_rows() {
+        let lf = "a,b,t,extra\n1,2.5,2013-01-01T10:00:00Z,x\nzz,1,2013-01-01T11:00:00Z,y\n3,NA,2013-01-01 12:00:00,z\n4,5\n6,7,2013-01-02T00:00:00Z,w\n";
+        let quoted = lf.replace(",z\n", ",\"z\rz\"\n");
+        for lf in [lf.to_string(), quoted] {
+            let clean = read_csv("f.csv", lf.as_bytes(), &spec()).unwrap();
+            assert_eq!((clean.frame.height(), clean.quarantine.height()), (3, 2));
+            let crlf = lf.replace('\n', "\r\n");
+            for twin in [crlf.clone(), crlf.trim_end().to_string(), lf.trim_end().to_string(), format!("\u{feff}{crlf}")] {
+                let got = read_csv("f.csv", twin.as_bytes(), &spec()).unwrap();
+                assert!(got.frame.equals_missing(&clean.frame), "{twin:?}:\n{}\n{}", got.frame, clean.frame);
+                assert!(got.quarantine.equals_missing(&clean.quarantine), "{twin:?}:\n{}\n{}", got.quarantine, clean.quarantine);
+            }
+        }
+        let got = read_csv("f.csv", lf.replace(",z\n", ",\"z\rz\"\r\n").as_bytes(), &spec()).unwrap();
+        assert_eq!(got.frame.column("extra").unwrap().str().unwrap().get(1), Some("z\rz"), "a quoted \\r is data");
+    }
+
+    /// Blank lines are not records: the same rows, each with its own line.
+    #[test]
+    fn blank_lines_between_records_are_skipped_with_lines_kept() {
+        let lf = "a,b,t,extra\n1,2.5,2013-01-01T10:00:00Z,x\n4,5\n6,7,2013-01-02T00:00:00Z,w\n";
+        let clean = read_csv("f.csv", lf.as_bytes(), &spec()).unwrap();
+        for blank in [lf.replace("\n4", "\n\n\n4"), lf.replace("\n4", "\r\n\r\n\r\n4").replace("\n6", "\r\n\r\n6")] {
+            let got = read_csv("f.csv", blank.as_bytes(), &spec()).unwrap();
+            let no_lines = |f: &DataFrame| f.drop(LINE).unwrap();
+            assert!(no_lines(&got.frame).equals_missing(&no_lines(&clean.frame)), "{blank:?}");
+            let bad_line = got.quarantine.column("line").unwrap().u32().unwrap().get(0);
+            assert_eq!(bad_line, Some(5), "{blank:?}: '4,5' is on line 5");
+            let lines: Vec<u32> = got.frame.column(LINE).unwrap().u32().unwrap().into_no_null_iter().collect();
+            assert_eq!(lines.last(), Some(&if blank.contains('\r') { 7 } else { 6 }), "{blank:?}");
+        }
     }
 
     #[test]

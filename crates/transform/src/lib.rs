@@ -6,6 +6,8 @@
 //! - [`types`]: the column types a pipeline file may declare ([`ColumnType`]).
 //! - [`ingest`]: CSV bytes -> a typed frame plus a quarantine frame of rows that failed,
 //!   each with its file, line, column and reason ([`read_csv`], [`Ingested`]).
+//!   Its first pass (`prescan`) checks each record's structure and line, the same way
+//!   for LF, CRLF, blank lines and a byte order mark.
 //! - [`email`]: raw emails -> one row each (headers, decoded text body), broken ones
 //!   quarantined ([`read_emails`]).
 //! - [`decode`]: gzip and zstd inputs decompressed by content; other containers named.
@@ -27,6 +29,7 @@ pub mod dims;
 pub mod email;
 pub mod error;
 pub mod ingest;
+mod prescan;
 mod rowwise;
 pub mod steps;
 pub mod types;

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use sluice_extract::copy::extract;
-use sluice_extract::ExtractError;
+use sluice_extract::{ExtractError, Policy};
 
 #[derive(Parser)]
 #[command(name = "sluice-extract", version, about = "Copy one partition's raw objects to a landing location")]
@@ -51,7 +51,7 @@ fn main() -> ExitCode {
             let usage = e.chain().any(|c| {
                 matches!(
                     c.downcast_ref::<ExtractError>(),
-                    Some(ExtractError::InvalidLocation { .. } | ExtractError::UnsupportedScheme { .. } | ExtractError::ReadOnly { .. })
+                    Some(ExtractError::InvalidLocation { .. } | ExtractError::UnsupportedScheme { .. } | ExtractError::ReadOnly { .. } | ExtractError::Refused { .. })
                 )
             });
             ExitCode::from(if usage { 2 } else { 1 })
@@ -64,7 +64,7 @@ fn run(args: Args) -> anyhow::Result<usize> {
     if let Some(d) = args.date {
         vars.push(("date".into(), d.to_string()));
     }
-    let done = extract(&args.source, &args.dest, &vars)?;
+    let done = extract(&args.source, &args.dest, &vars, &Policy::open())?;
     for c in &done.copied {
         println!("{}", serde_json::to_string(c)?);
     }

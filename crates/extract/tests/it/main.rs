@@ -112,3 +112,17 @@ fn copying_a_prefix_keeps_the_folders_under_it() {
     assert!(n > 5);
     std::fs::remove_dir_all(&dest).unwrap();
 }
+
+/// A file whose size lies (`/proc`'s report 0 bytes) fails the copy: exit 1, nothing written,
+/// never an empty "copied" object.
+#[test]
+fn a_file_that_holds_more_than_its_listed_size_fails_instead_of_a_short_copy() {
+    let dest = std::env::temp_dir().join(format!("sluice-extract-it-proc-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dest);
+    let out = Command::new(BIN).args(["/proc/self/environ", dest.to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(last["status"], "failed");
+    assert!(!dest.join("environ").exists(), "no short copy");
+}
