@@ -1,6 +1,9 @@
 //! End-to-end tests: the real `sluice` binary on the committed sample (data/sample), each
 //! test with its own dataset in a temp folder; outputs are read back as Parquet.
 
+// Test code: a panic is how a test fails.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};

@@ -18,8 +18,11 @@ fn without_contracts(text: String) -> String {
     text.replace("valid_dates = [[\"year\", \"month\", \"day\"]]", "")
 }
 
+/// A line number (1-based, header = line 1) and what to make of that line.
+type Edit<'a> = (usize, &'a dyn Fn(&str) -> String);
+
 /// The sample day with data line `n` (1-based, header = line 1) replaced.
-fn landing_with(tag: &str, edits: &[(usize, &dyn Fn(&str) -> String)]) -> PathBuf {
+fn landing_with(tag: &str, edits: &[Edit<'_>]) -> PathBuf {
     let landing = landing_copy(tag);
     let f = landing.join(format!("flights/{DATE}.csv"));
     let text = std::fs::read_to_string(&f).unwrap();

@@ -449,13 +449,13 @@ fn gc_on_azure() {
 /// A dataset with 101 commits on a bucket: `show` reads checkpoint 100 and one commit; with
 /// the checkpoint damaged it falls back to the log, and says so.
 fn checkpointed_history(kind: Kind) {
-    use sluice_orchestrate::store::{CommitRequest, Dataset, Operation, PartitionVersion};
+    use sluice_orchestrate::store::{Change, CommitRequest, Dataset, PartitionVersion};
     let cloud = Cloud::new(kind, "checkpoint");
     let ds = Dataset::open(Storage::open(&cloud.uri("ds"), None).unwrap()).unwrap();
     for i in 0..101u64 {
         let (run, part) = (format!("r{i}"), format!("date=2013-01-{:02}", i % 28 + 1));
         let v = PartitionVersion { version: run.clone(), files: vec![], rows: i, fingerprint: String::new(), manifest: String::new(), published_in: 0, checks: None };
-        ds.commit(CommitRequest::new(i, Operation::Publish, &run, [(part, Some(v))].into(), &[])).unwrap();
+        ds.commit(CommitRequest::new(i, Change::Publish, &run, [(part, Some(v))].into(), &[])).unwrap();
     }
     let debug = [("SLUICE_LOG", "sluice_orchestrate::store=debug")];
     let show_json = ["--log-format", "json", "show", &cloud.uri("ds"), "--json"];

@@ -7,6 +7,9 @@
 //! little-endian float32, row-major, for comparison with the peers' outputs. The device is
 //! CUDA when built with `--features cuda` and a GPU is present. Threads: RAYON_NUM_THREADS.
 
+// A program: its output is on stdout.
+#![allow(clippy::print_stdout)]
+
 use std::time::Instant;
 
 use sluice_infer::{choose_device, BatchPolicy, EmbeddingModel, Kernels};

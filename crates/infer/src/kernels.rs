@@ -54,7 +54,7 @@ fn exp(x: f32) -> f32 {
     p = p * r + 8.333_452e-3;
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
+    p = p * r + 5e-1; // 5.0000001e-1 in the source this follows: the same f32
     let y = p * r * r + r + 1.0;
     y * f32::from_bits(((n as i32 + 127) as u32) << 23)
 }
@@ -236,7 +236,7 @@ fn f32_slice_mut<'a>(s: &'a mut CpuStorage, l: &Layout, op: &str) -> Result<&'a 
 }
 
 fn check_rows(op: &str, len: usize, width: usize) -> Result<()> {
-    if width == 0 || len % width != 0 {
+    if width == 0 || !len.is_multiple_of(width) {
         bail!("{op}: {len} values are not rows of {width}")
     }
     Ok(())

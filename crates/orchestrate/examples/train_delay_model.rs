@@ -8,13 +8,16 @@
 //! evaluates ROC AUC on months 11-12 and writes `config.json` + `model.safetensors` to
 //! data/models/flight_delay (override with --landing DIR / --out DIR / --seed N).
 
+// A program: its output is on stdout.
+#![allow(clippy::print_stdout)]
+
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use polars::prelude::*;
 use sluice_infer::train::{roc_auc, save, train, TrainSpec};
 use sluice_infer::{InputKind, InputSpec, TabularBatch};
-use sluice_orchestrate::features::tabular_batch;
+use sluice_orchestrate::run::features::tabular_batch;
 use sluice_orchestrate::Pipeline;
 use sluice_transform::{read_csv, Dimensions, Transformer};
 
@@ -56,7 +59,8 @@ fn main() -> anyhow::Result<()> {
         // the feature columns, typed as the trainer should see them
         let inputs: Vec<InputSpec> = p
             .model
-            .features
+            .kind
+            .features()
             .iter()
             .map(|n| InputSpec {
                 name: n.clone(),

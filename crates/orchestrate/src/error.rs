@@ -5,7 +5,7 @@ use sluice_infer::InferError;
 use sluice_transform::TransformError;
 use thiserror::Error;
 
-use crate::audit::CheckResult;
+use crate::types::{CheckResult, InvalidPartition, RunStatus};
 use crate::runtime::{RuntimeError, StageError};
 
 /// Exit codes: 0 success (or already up to date), 99 nothing to do, 2 usage, pipeline-file or
@@ -121,11 +121,11 @@ impl SluiceError {
     }
 
     /// `failed`, or `skipped` for "nothing to do".
-    pub fn status(&self) -> &'static str {
+    pub fn status(&self) -> RunStatus {
         if self.exit_code() == exit::NOTHING_TO_DO {
-            "skipped"
+            RunStatus::Skipped
         } else {
-            "failed"
+            RunStatus::Failed
         }
     }
 }
@@ -139,6 +139,12 @@ impl RuntimeError for SluiceError {
     }
     fn cancelled() -> Self {
         SluiceError::Cancelled
+    }
+}
+
+impl From<InvalidPartition> for SluiceError {
+    fn from(e: InvalidPartition) -> Self {
+        SluiceError::Usage(e.to_string())
     }
 }
 

@@ -2,6 +2,9 @@
 //! hand-made shapes: quotes with line ends inside, blank lines, a lone `\r`, bad records,
 //! a byte order mark, no final line end.
 
+// Test code: a panic is how a test fails.
+#![allow(clippy::unwrap_used)]
+
 use std::path::Path;
 
 use sluice_transform::{ColumnType, Contracts, CsvSpec};

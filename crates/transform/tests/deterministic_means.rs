@@ -2,6 +2,9 @@
 //! ([`sluice_transform::pin_engine`]). Its own test binary: pinning sets an environment
 //! variable, which must happen before the engine's threads start.
 
+// Test code: a panic is how a test fails.
+#![allow(clippy::unwrap_used)]
+
 use sluice_transform::polars::prelude::*;
 use sluice_transform::{pin_engine, ColumnType, Contracts, CsvSpec, DimensionSpec, Dimensions};
 

@@ -2,6 +2,9 @@
 //! source template to a landing location, printing one JSON line per object and a summary.
 //! Exit codes: 0 copied, 99 nothing to copy, 2 usage, 1 anything else.
 
+// A program: its output is on stdout.
+#![allow(clippy::print_stdout)]
+
 use std::io::IsTerminal;
 use std::process::ExitCode;
 

@@ -3,6 +3,9 @@
 //!
 //! Needs the model: `python3 data/fetch_minilm.py` (`.ci/run` does it).
 
+// Test code: a panic is how a test fails.
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 

@@ -22,7 +22,9 @@ use bytes::Bytes;
 use sluice_extract::upload::{Uploaded, Uploads, PART_SIZE};
 use sluice_extract::{PutOutcome, Storage};
 
-use super::{run_dir, CommitOutcome, CommitRequest, Dataset, RUNS_DIR};
+use super::commit::{CommitOutcome, CommitRequest};
+use super::dataset::Dataset;
+use super::layout;
 use crate::SluiceError;
 
 /// Whether the attempt may still remove what it wrote.
@@ -48,9 +50,10 @@ pub struct Attempt {
 }
 
 impl Attempt {
-    pub(super) fn new(storage: Storage, run_id: &str) -> Self {
+    /// Start an attempt of `run_id` on `dataset`: a fresh nonce, nothing written yet.
+    pub fn begin(dataset: &Dataset, run_id: &str) -> Self {
         Attempt {
-            storage,
+            storage: dataset.storage().clone(),
             run_id: run_id.to_string(),
             nonce: format!("{:016x}", rand::random::<u64>()),
             created: Mutex::new(Vec::new()),
@@ -69,7 +72,7 @@ impl Attempt {
     }
 
     fn dir(&self, partition: &str) -> String {
-        format!("{}/{}", run_dir(partition, &self.run_id), self.nonce)
+        layout::attempt_dir_of(partition, &self.run_id, &self.nonce)
     }
 
     /// Create `rel` (put-if-absent). Only this attempt writes under its nonce, so an object
@@ -124,7 +127,7 @@ impl Attempt {
     /// Data file `index` of `partition`, from its encoded bytes: one conditional put in the
     /// background, or, above [`PART_SIZE`], a multipart upload through an `ObjectWriter`, now.
     pub fn put_data(&self, partition: &str, index: usize, bytes: Bytes) -> Result<String, SluiceError> {
-        let rel = format!("{}/part-{index:05}.parquet", self.dir(partition));
+        let rel = layout::data_file(&self.dir(partition), index);
         if bytes.len() <= PART_SIZE {
             return self.create_later(rel, bytes);
         }
@@ -136,12 +139,12 @@ impl Attempt {
 
     /// The quarantined rows of `partition`.
     pub fn put_quarantine(&self, partition: &str, bytes: Bytes) -> Result<String, SluiceError> {
-        self.create(format!("{}/quarantine.parquet", self.dir(partition)), bytes)
+        self.create(layout::quarantine_file(&self.dir(partition)), bytes)
     }
 
     /// The lineage of `partition`'s version.
     pub fn put_manifest(&self, partition: &str, bytes: Bytes) -> Result<String, SluiceError> {
-        self.create_later(format!("{}/manifest.json", self.dir(partition)), bytes)
+        self.create_later(layout::manifest_file(&self.dir(partition)), bytes)
     }
 
     /// Stage a shard's share of the run: once this record exists the shard is done, so the
@@ -149,7 +152,7 @@ impl Attempt {
     pub fn put_shard_record(&self, index: usize, count: usize, bytes: Bytes) -> Result<String, SluiceError> {
         self.wait()?;
         self.seal();
-        let rel = format!("{RUNS_DIR}/{}/shard-{index:05}-of-{count:05}.{}.json", self.run_id, self.nonce);
+        let rel = layout::shard_record_path(&self.run_id, index, count, &self.nonce);
         self.create(rel, bytes)
     }
 
@@ -216,7 +219,7 @@ mod tests {
     #[test]
     fn two_attempts_of_one_run_never_share_a_file_and_each_discards_only_its_own() {
         let (ds, dir) = dataset("own");
-        let (a, b) = (ds.begin("run-1"), ds.begin("run-1"));
+        let (a, b) = (Attempt::begin(&ds, "run-1"), Attempt::begin(&ds, "run-1"));
         let fa = a.put_data("d=1", 0, Bytes::from_static(b"a")).unwrap();
         let fb = b.put_data("d=1", 0, Bytes::from_static(b"b")).unwrap();
         assert_ne!(fa, fb);
@@ -230,21 +233,21 @@ mod tests {
     #[test]
     fn after_a_commit_the_files_stay_and_after_losing_it_they_go() {
         let (ds, dir) = dataset("seal");
-        let winner = ds.begin("run-1");
+        let winner = Attempt::begin(&ds, "run-1");
         let f1 = winner.put_data("d=1", 0, Bytes::from_static(b"w")).unwrap();
         assert_eq!(winner.commit(&ds, publish(0, winner.run_id(), "d=1", vec![f1.clone()])).unwrap(), CommitOutcome::Committed(1));
         winner.discard();
         assert!(ds.storage().exists(&f1).unwrap(), "committed files are never discarded");
 
         // another attempt of the same run, decided on the empty dataset: already published
-        let late = ds.begin("run-1");
+        let late = Attempt::begin(&ds, "run-1");
         let f2 = late.put_data("d=1", 0, Bytes::from_static(b"l")).unwrap();
         assert_eq!(late.commit(&ds, publish(0, late.run_id(), "d=1", vec![f2.clone()])).unwrap(), CommitOutcome::AlreadyPublished(1));
         late.discard();
         assert!(!ds.storage().exists(&f2).unwrap());
 
         // another run on the same partition, decided on the empty dataset: a conflict
-        let other = ds.begin("run-2");
+        let other = Attempt::begin(&ds, "run-2");
         let f3 = other.put_data("d=1", 0, Bytes::from_static(b"o")).unwrap();
         assert!(matches!(other.commit(&ds, publish(0, other.run_id(), "d=1", vec![f3.clone()])), Err(SluiceError::Conflict { .. })));
         other.discard();

@@ -3,7 +3,7 @@
 //! Every [`CHECKPOINT_EVERY`] commits, the writer of commit N also writes
 //! `_sluice/checkpoints/N.json` (put-if-absent, so racing writers cannot corrupt it; any
 //! of them may write it, all would write the same): the state after N, and the run ids
-//! published up to N with their commits. [`Dataset::head`] reads the latest checkpoint and
+//! published up to N with their commits. [`super::Dataset::head`] reads the latest checkpoint and
 //! only the commits after it, by number from N+1 (several at once) until one is missing, so
 //! its cost does not grow with the history. (A listing from an offset would too on S3, but
 //! object_store's local file system lists the whole folder to apply an offset.) A checkpoint that is
@@ -14,19 +14,11 @@
 
 use std::collections::BTreeMap;
 
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use sluice_extract::PutOutcome;
 
-use super::{commit_path, Commit, Dataset, Operation, PartitionVersion, Snapshot};
-use crate::SluiceError;
+use super::commit::{published_by, Change, Commit, PartitionVersion, Snapshot};
 
 pub const CHECKPOINT_EVERY: u64 = 100;
-const CHECKPOINTS_DIR: &str = "_sluice/checkpoints";
-
-fn checkpoint_path(n: u64) -> String {
-    format!("{CHECKPOINTS_DIR}/{n:020}.json")
-}
 
 /// The folded log up to a commit.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -43,6 +35,23 @@ pub struct Head {
     pub checkpoint: Option<Checkpoint>,
     /// Commits after the checkpoint (or from 1), in order.
     pub tail: Vec<Commit>,
+}
+
+impl Checkpoint {
+    /// The checkpoint at commit `n`, from `head` (the latest earlier checkpoint and the
+    /// commits after it, up to `n` at least).
+    pub fn at(head: Head, n: u64) -> Result<Checkpoint, String> {
+        let mut published = head.checkpoint.as_ref().map(|c| c.published.clone()).unwrap_or_default();
+        let tail: Vec<Commit> = head.tail.into_iter().filter(|c| c.commit <= n).collect();
+        for c in tail.iter().filter(|c| c.change == Change::Publish) {
+            published.entry(c.run_id.clone()).or_insert(c.commit);
+        }
+        let snap = Head { checkpoint: head.checkpoint, tail }.snapshot();
+        if snap.commit != n {
+            return Err(format!("the log reads up to commit {}, not {n}", snap.commit));
+        }
+        Ok(Checkpoint { commit: n, partitions: snap.partitions, published })
+    }
 }
 
 impl Head {
@@ -63,107 +72,14 @@ impl Head {
 
     /// The commit that published `run_id`, if any.
     pub fn published_by(&self, run_id: &str) -> Option<u64> {
-        let in_tail = super::published_by(&self.tail, run_id).map(|c| c.commit);
+        let in_tail = published_by(&self.tail, run_id).map(|c| c.commit);
         in_tail.or_else(|| self.checkpoint.as_ref().and_then(|c| c.published.get(run_id).copied()))
     }
 }
 
-impl Dataset {
-    /// The latest usable checkpoint and the commits after it.
-    pub fn head(&self) -> Result<Head, SluiceError> {
-        let mut numbers: Vec<u64> = self.storage.list(CHECKPOINTS_DIR)?.iter().filter_map(|(rel, _)| number(rel)).collect();
-        numbers.sort_unstable();
-        let mut checkpoint = None;
-        while let Some(n) = numbers.pop() {
-            match self.read_checkpoint(n) {
-                Ok(c) => {
-                    checkpoint = Some(c);
-                    break;
-                }
-                Err(e) => tracing::warn!(checkpoint = n, error = %e, "skipping a damaged checkpoint"),
-            }
-        }
-        let from = checkpoint.as_ref().map_or(0, |c| c.commit);
-        let tail = self.commits_from(from + 1)?;
-        tracing::debug!(checkpoint = from, commits_read = tail.len(), "read the log");
-        Ok(Head { checkpoint, tail })
-    }
-
-    /// Every commit from `first` on. Commits are contiguous (N+1 is only written by a writer
-    /// that found N), so they are read by number, in growing batches read at once, up to the
-    /// first that does not exist: no listing, whose cost would grow with the history. A
-    /// commit that appears while a batch is read may be missed; the state read is then the
-    /// log as of an instant earlier, as with any read.
-    fn commits_from(&self, first: u64) -> Result<Vec<Commit>, SluiceError> {
-        let (mut out, mut next, mut batch) = (Vec::new(), first, 8u64);
-        loop {
-            let paths: Vec<String> = (next..next + batch).map(commit_path).collect();
-            for (i, bytes) in self.storage.get_many_opt(&paths)?.into_iter().enumerate() {
-                let Some(bytes) = bytes else { return Ok(out) };
-                let c: Commit = serde_json::from_slice(&bytes).map_err(|e| self.err(&paths[i], e))?;
-                out.push(c);
-            }
-            next += batch;
-            batch = (batch * 2).min(64);
-        }
-    }
-
-    /// The commits after `base`, up to `head`'s latest: from the tail, and those before it
-    /// (an old base, e.g. a shard's) read one by one.
-    pub fn commits_after(&self, head: &Head, base: u64) -> Result<Vec<Commit>, SluiceError> {
-        let tail_start = head.tail.first().map_or(head.latest() + 1, |c| c.commit);
-        let mut out = Vec::new();
-        for n in base + 1..tail_start {
-            out.push(self.read_commit(n)?);
-        }
-        out.extend(head.tail.iter().filter(|c| c.commit > base).cloned());
-        Ok(out)
-    }
-
-    fn read_checkpoint(&self, n: u64) -> Result<Checkpoint, SluiceError> {
-        let bytes = self.storage.get(&checkpoint_path(n))?;
-        let c: Checkpoint = serde_json::from_slice(&bytes).map_err(|e| self.err(&checkpoint_path(n), e))?;
-        match c.commit == n {
-            true => Ok(c),
-            false => Err(self.err(&checkpoint_path(n), format!("holds commit {}", c.commit))),
-        }
-    }
-
-    /// Write the checkpoint at commit `n` (best effort: a reader without it reads more).
-    pub(super) fn write_checkpoint(&self, n: u64) {
-        let written = self.checkpoint_at(n).and_then(|c| {
-            let body = serde_json::to_vec(&c).map_err(|e| self.err("encoding a checkpoint", e))?;
-            Ok(self.storage.put_if_absent(&checkpoint_path(n), Bytes::from(body))?)
-        });
-        match written {
-            Ok(PutOutcome::Created) => tracing::info!(commit = n, "checkpoint written"),
-            Ok(PutOutcome::AlreadyExists) => {}
-            Err(e) => tracing::warn!(commit = n, error = %e, "could not write a checkpoint; readers read more commits"),
-        }
-    }
-
-    /// The checkpoint at `n`, built from the latest earlier checkpoint and the commits up to `n`.
-    fn checkpoint_at(&self, n: u64) -> Result<Checkpoint, SluiceError> {
-        let head = self.head()?;
-        let mut published = head.checkpoint.as_ref().map(|c| c.published.clone()).unwrap_or_default();
-        let tail: Vec<Commit> = head.tail.into_iter().filter(|c| c.commit <= n).collect();
-        for c in tail.iter().filter(|c| c.operation == Operation::Publish) {
-            published.entry(c.run_id.clone()).or_insert(c.commit);
-        }
-        let snap = Head { checkpoint: head.checkpoint, tail }.snapshot();
-        if snap.commit != n {
-            return Err(self.err("checkpoint", format!("the log reads up to commit {}, not {n}", snap.commit)));
-        }
-        Ok(Checkpoint { commit: n, partitions: snap.partitions, published })
-    }
-}
-
-fn number(rel: &str) -> Option<u64> {
-    rel.rsplit('/').next()?.strip_suffix(".json")?.parse().ok()
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::layout::checkpoint_path;
     use super::super::testing::{publish, temp_dataset};
     use super::*;
 

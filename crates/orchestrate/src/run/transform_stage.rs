@@ -15,9 +15,9 @@ use sluice_transform::steps::OBJECT;
 use sluice_transform::ingest::{parse_csvs, RawCsv};
 use sluice_transform::{parse_csv, read_emails, read_ndjson, read_parquet, type_rows, CsvSpec, Isolated, Transformer};
 
-use crate::execute::InputRecord;
 use crate::pipeline::SourceFormat;
 use crate::runtime::{Measure, Stage};
+use crate::types::{InputRecord, Partition};
 use crate::SluiceError;
 
 type StageResult<T> = Result<T, (Option<String>, SluiceError)>;
@@ -29,7 +29,7 @@ pub struct RawItem {
 
 /// One partition's objects (or a group of them, when a partition is split into items).
 pub struct RawPart {
-    pub partition: String,
+    pub partition: Partition,
     pub objects: Vec<RawObject>,
 }
 
@@ -99,7 +99,7 @@ impl Stage for TransformStage {
         }
         let mut segments = Vec::with_capacity(item.parts.len());
         for part in &item.parts {
-            let at = Some(part.partition.clone());
+            let at = Some(part.partition.to_string());
             let segment = self.segment(std::slice::from_ref(part)).map_err(|e| (at.clone(), e))?;
             segments.push(segment.ok_or_else(|| (at, SluiceError::other("transforming", "a partition alone cannot be split")))?);
         }
@@ -158,7 +158,7 @@ impl TransformStage {
             let (q, rest) = split_quarantine(quarantine, &part_of, p)?;
             quarantine = rest;
             out.push(PartRows {
-                partition: part.partition.clone(),
+                partition: part.partition.to_string(),
                 inputs: part.objects.iter().map(|o| InputRecord { object: o.object.clone(), sha256: o.sha256.clone() }).collect(),
                 rows: rows_of_part[p],
                 quarantine: q,
@@ -189,10 +189,10 @@ impl TransformStage {
             bad.into_no_null_iter().for_each(|o| rows_read[o as usize] += 1);
         }
         let mut frame = raw.frame;
-        let (key, _) = parts[0].partition.split_once('=').unwrap_or_default();
+        let key = parts[0].partition.key();
         if frame.column(key).is_err() {
             // the partition's value of each row, through its object
-            let values: Vec<&str> = parts.iter().map(|p| p.partition.split_once('=').unwrap_or_default().1).collect();
+            let values: Vec<&str> = parts.iter().map(|p| p.partition.value()).collect();
             let part_idx = IdxCa::from_vec("part".into(), objs.into_no_null_iter().map(|o| objects[o as usize].0 as IdxSize).collect());
             let column = Series::new(key.into(), values).take(&part_idx).map_err(|e| SluiceError::other("adding the partition column", e))?;
             frame.with_column(column.into_column()).map_err(|e| SluiceError::other("adding the partition column", e))?;
@@ -279,8 +279,8 @@ fn stack(frames: Vec<DataFrame>, what: &str) -> Result<DataFrame, SluiceError> {
 }
 
 /// The partition's value as a column (Hive style), unless the data has it already.
-fn with_partition(mut frame: DataFrame, partition: &str) -> Result<DataFrame, SluiceError> {
-    let (key, value) = partition.split_once('=').unwrap_or_default();
+fn with_partition(mut frame: DataFrame, partition: &Partition) -> Result<DataFrame, SluiceError> {
+    let (key, value) = (partition.key(), partition.value());
     if frame.column(key).is_err() {
         let n = frame.height();
         frame

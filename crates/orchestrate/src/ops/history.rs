@@ -7,9 +7,9 @@ use serde::Serialize;
 
 use serde_json::json;
 
-use crate::audit::CheckTally;
-use crate::store::{self, Commit, CommitOutcome, CommitRequest, Dataset, Operation, PartitionVersion, PinChange, Snapshot};
-use crate::summary::{PartitionSummary, RunSummary};
+use crate::report::summary::{PartitionSummary, RunStatus, RunSummary};
+use crate::store::{self, Change, Commit, CommitOutcome, CommitRequest, Dataset, Operation, PartitionVersion, PinChange, Snapshot};
+use crate::types::{CheckTally, Partition};
 use crate::SluiceError;
 
 /// One line of `sluice versions`: a partition's entry in a commit.
@@ -46,21 +46,21 @@ pub fn history(log: &[Commit], partition: Option<&str>) -> Vec<HistoryEntry> {
             out.push(HistoryEntry {
                 commit: c.commit,
                 timestamp: c.timestamp,
-                operation: c.operation,
+                operation: c.operation(),
                 run_id: c.run_id.clone(),
                 partition: p.clone(),
                 version: v.as_ref().map(|v| v.version.clone()),
                 rows: v.as_ref().map(|v| v.rows),
-                previous: c.previous.get(p).cloned().flatten(),
+                previous: c.change.previous(p).cloned().flatten(),
                 pinned: None,
                 note: None,
-                checks: v.as_ref().and_then(|v| v.checks.clone()).filter(|_| c.operation == Operation::Publish),
+                checks: v.as_ref().and_then(|v| v.checks.clone()).filter(|_| c.change == Change::Publish),
             });
         }
         let entry = |partition: &str, version: &str| HistoryEntry {
             commit: c.commit,
             timestamp: c.timestamp,
-            operation: c.operation,
+            operation: c.operation(),
             run_id: c.run_id.clone(),
             partition: partition.to_string(),
             version: Some(version.to_string()),
@@ -71,10 +71,10 @@ pub fn history(log: &[Commit], partition: Option<&str>) -> Vec<HistoryEntry> {
             checks: None,
         };
         let wanted = |p: &str| partition.is_none_or(|want| want == p);
-        for pin in c.pins.iter().filter(|pin| wanted(&pin.partition)) {
+        for pin in c.change.pins().iter().filter(|pin| wanted(&pin.partition)) {
             out.push(HistoryEntry { pinned: Some(pin.pinned), note: pin.note.clone(), ..entry(&pin.partition, &pin.version) });
         }
-        for (p, v) in c.gc.iter().flat_map(|g| g.versions.iter()).filter(|(p, _)| wanted(p)) {
+        for (p, v) in c.change.gc().iter().flat_map(|g| g.versions.iter()).filter(|(p, _)| wanted(p)) {
             out.push(entry(p, v));
         }
     }
@@ -88,7 +88,7 @@ fn collected_error(log: &[Commit], partition: &str, version: &str) -> Option<Slu
             "version {version} of {partition} was collected by gc in commit {} at {} (replaced before {}); its files are gone",
             c.commit,
             c.timestamp.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            c.gc.as_ref().map(|g| g.cutoff.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)).unwrap_or_default()
+            c.change.gc().map(|g| g.cutoff.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)).unwrap_or_default()
         ))
     })
 }
@@ -105,9 +105,9 @@ fn check_not_collected(log: &[Commit], snap: &Snapshot) -> Result<(), SluiceErro
 
 /// Pin (or unpin) a version: gc keeps pinned versions whatever their age.
 pub fn pin(ds: &Dataset, partition: &str, version: &str, pinned: bool, note: Option<String>, command: &[String]) -> Result<serde_json::Value, SluiceError> {
-    store::validate_partition(partition)?;
+    Partition::parse(partition)?;
     let log = ds.log()?;
-    if !ds.versions_of(&log, partition).iter().any(|v| v.version == version) {
+    if !store::versions_of(&log, partition).iter().any(|v| v.version == version) {
         return Err(SluiceError::Usage(format!("{}: partition {partition} has no version '{version}'", ds.uri())));
     }
     if let Some(e) = collected_error(&log, partition, version).filter(|_| pinned) {
@@ -121,7 +121,7 @@ pub fn pin(ds: &Dataset, partition: &str, version: &str, pinned: bool, note: Opt
     }
     let id = format!("{}-{}", if pinned { "pin" } else { "unpin" }, store::new_run_id());
     let change = PinChange { partition: partition.to_string(), version: version.to_string(), pinned, note };
-    let req = CommitRequest { pins: vec![change], ..CommitRequest::new(log.len() as u64, Operation::Pin, &id, BTreeMap::new(), command) };
+    let req = CommitRequest::new(log.len() as u64, Change::Pin { pins: vec![change] }, &id, BTreeMap::new(), command);
     let commit = match ds.commit(req)? {
         CommitOutcome::Committed(n) | CommitOutcome::AlreadyPublished(n) => n,
     };
@@ -164,94 +164,99 @@ pub enum RollbackTarget {
     Run { run_id: String },
 }
 
+/// Roll back: one commit that re-points the target's partitions (see [`RollbackTarget`]).
+/// Nothing to move is `up_to_date`; a target whose files gc collected or that are missing
+/// is refused.
 pub fn rollback(ds: &Dataset, target: &RollbackTarget, command: &[String]) -> Result<RunSummary, SluiceError> {
     let started = std::time::Instant::now();
     let log = ds.log()?;
     let snap = store::fold(&log, None);
-    let mut moves: BTreeMap<String, Option<PartitionVersion>> = BTreeMap::new();
-    match target {
-        RollbackTarget::Partition { partition, to } => {
-            store::validate_partition(partition)?;
-            let versions = ds.versions_of(&log, partition);
-            if versions.is_empty() {
-                return Err(SluiceError::Usage(format!("{}: partition {partition} has no versions", ds.uri())));
-            }
-            let wanted = match to {
-                RollbackTo::Commit(n) if *n > log.len() as u64 => {
-                    return Err(SluiceError::Usage(format!("{}: no commit {n} (latest is {})", ds.uri(), log.len())))
-                }
-                RollbackTo::Commit(n) => store::fold(&log, Some(*n)).partitions.get(partition).cloned().ok_or_else(|| {
-                    SluiceError::Usage(format!("partition {partition} did not exist as of commit {n}"))
-                })?,
-                RollbackTo::Version(to) => versions.iter().find(|v| &v.version == to).cloned().ok_or_else(|| {
-                    SluiceError::Usage(format!(
-                        "partition {partition} has no version '{to}' (versions: {})",
-                        versions.iter().map(|v| v.version.as_str()).collect::<Vec<_>>().join(", ")
-                    ))
-                })?,
-            };
-            moves.insert(partition.clone(), Some(wanted));
-        }
-        RollbackTarget::Run { run_id } => {
-            let published: Vec<&Commit> =
-                log.iter().filter(|c| c.operation == Operation::Publish && &c.run_id == run_id).collect();
-            if published.is_empty() {
-                return Err(SluiceError::Usage(format!("{}: no commit published run '{run_id}'", ds.uri())));
-            }
-            for c in published {
-                let before = store::fold(&log, Some(c.commit - 1));
-                for p in c.partitions.keys() {
-                    let is_current = snap.partitions.get(p).is_some_and(|v| &v.version == run_id);
-                    if is_current {
-                        moves.insert(p.clone(), before.partitions.get(p).cloned());
-                    } else {
-                        tracing::warn!(partition = %p, "not current any more; left as it is");
-                    }
-                }
-            }
-        }
-    }
+    let mut moves = match target {
+        RollbackTarget::Partition { partition, to } => partition_move(ds, &log, partition, to)?,
+        RollbackTarget::Run { run_id } => run_moves(ds, &log, &snap, run_id)?,
+    };
     // drop no-ops; refuse targets gc collected, or whose files are gone
     moves.retain(|p, v| snap.partitions.get(p).map(|c| &c.version) != v.as_ref().map(|v| &v.version));
-    for (p, v) in &moves {
-        if let Some(v) = v {
-            if let Some(e) = collected_error(&log, p, &v.version) {
-                return Err(e);
-            }
-            let missing = ds.missing_files(v)?;
-            if !missing.is_empty() {
-                return Err(SluiceError::Store(format!(
-                    "refusing to roll {p} back to version {}: {} of its files are missing ({})",
-                    v.version,
-                    missing.len(),
-                    missing.join(", ")
-                )));
-            }
-        }
+    for (p, v) in moves.iter().filter_map(|(p, v)| v.as_ref().map(|v| (p, v))) {
+        usable(ds, &log, p, v)?;
     }
     let action_id = format!("rollback-{}", store::new_run_id());
     let summaries: Vec<PartitionSummary> = moves
         .iter()
-        .map(|(p, v)| PartitionSummary {
-            partition: p.clone(),
-            version: v.as_ref().map(|v| v.version.clone()).unwrap_or_default(),
-            rows_in: 0,
-            rows_out: v.as_ref().map_or(0, |v| v.rows),
-            rows_filtered: 0,
-            rows_quarantined: 0,
-            files: v.iter().flat_map(|v| v.files.iter().map(|f| ds.uri_of(f))).collect(),
-            quarantine_files: Vec::new(),
-            manifest: v.as_ref().map(|v| ds.uri_of(&v.manifest)),
-            checks: Vec::new(),
-        })
+        .map(|(p, v)| v.as_ref().map_or_else(|| PartitionSummary::removed(p), |v| PartitionSummary::of_version(ds, p, v)))
         .collect();
     if moves.is_empty() {
-        return Ok(RunSummary::new("up_to_date", &action_id, ds, started).with_partitions(summaries).with_commit(snap.commit));
+        return Ok(RunSummary::new(RunStatus::UpToDate, &action_id, ds, started).with_partitions(summaries).with_commit(snap.commit));
     }
     let previous = moves.keys().map(|p| (p.clone(), snap.partitions.get(p).map(|v| v.version.clone()))).collect();
-    let req = CommitRequest { previous, ..CommitRequest::new(snap.commit, Operation::Rollback, &action_id, moves, command) };
+    let req = CommitRequest::new(snap.commit, Change::Rollback { previous }, &action_id, moves, command);
     let commit = match ds.commit(req)? {
         CommitOutcome::Committed(n) | CommitOutcome::AlreadyPublished(n) => n,
     };
-    Ok(RunSummary::new("published", &action_id, ds, started).with_partitions(summaries).with_commit(commit))
+    Ok(RunSummary::new(RunStatus::Published, &action_id, ds, started).with_partitions(summaries).with_commit(commit))
 }
+
+/// Re-point one partition: to a version it had, or to its version as of a commit.
+fn partition_move(ds: &Dataset, log: &[Commit], partition: &str, to: &RollbackTo) -> Result<Moves, SluiceError> {
+    Partition::parse(partition)?;
+    let versions = store::versions_of(log, partition);
+    if versions.is_empty() {
+        return Err(SluiceError::Usage(format!("{}: partition {partition} has no versions", ds.uri())));
+    }
+    let wanted = match to {
+        RollbackTo::Commit(n) if *n > log.len() as u64 => {
+            return Err(SluiceError::Usage(format!("{}: no commit {n} (latest is {})", ds.uri(), log.len())))
+        }
+        RollbackTo::Commit(n) => store::fold(log, Some(*n))
+            .partitions
+            .get(partition)
+            .cloned()
+            .ok_or_else(|| SluiceError::Usage(format!("partition {partition} did not exist as of commit {n}")))?,
+        RollbackTo::Version(to) => versions.iter().find(|v| &v.version == to).cloned().ok_or_else(|| {
+            let all: Vec<&str> = versions.iter().map(|v| v.version.as_str()).collect();
+            SluiceError::Usage(format!("partition {partition} has no version '{to}' (versions: {})", all.join(", ")))
+        })?,
+    };
+    Ok(Moves::from([(partition.to_string(), Some(wanted))]))
+}
+
+/// Undo a run: each partition it published that is still its version goes back to what it
+/// was before (removed, if the run created it).
+fn run_moves(ds: &Dataset, log: &[Commit], snap: &Snapshot, run_id: &str) -> Result<Moves, SluiceError> {
+    let published: Vec<&Commit> = log.iter().filter(|c| c.change == Change::Publish && c.run_id == run_id).collect();
+    if published.is_empty() {
+        return Err(SluiceError::Usage(format!("{}: no commit published run '{run_id}'", ds.uri())));
+    }
+    let mut moves = Moves::new();
+    for c in published {
+        let before = store::fold(log, Some(c.commit - 1));
+        for p in c.partitions.keys() {
+            if snap.partitions.get(p).is_some_and(|v| v.version == run_id) {
+                moves.insert(p.clone(), before.partitions.get(p).cloned());
+            } else {
+                tracing::warn!(partition = %p, "not current any more; left as it is");
+            }
+        }
+    }
+    Ok(moves)
+}
+
+/// A version a rollback may point to: not collected by gc, and every file still there.
+fn usable(ds: &Dataset, log: &[Commit], p: &str, v: &PartitionVersion) -> Result<(), SluiceError> {
+    if let Some(e) = collected_error(log, p, &v.version) {
+        return Err(e);
+    }
+    let missing = ds.missing_files(v)?;
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(SluiceError::Store(format!(
+        "refusing to roll {p} back to version {}: {} of its files are missing ({})",
+        v.version,
+        missing.len(),
+        missing.join(", ")
+    )))
+}
+
+/// Where each partition goes: a version, or `None` to remove it.
+type Moves = BTreeMap<String, Option<PartitionVersion>>;

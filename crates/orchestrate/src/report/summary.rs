@@ -4,8 +4,9 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::audit::CheckResult;
 use crate::store::{Dataset, PartitionVersion};
+pub use crate::types::RunStatus;
+use crate::types::{CheckResult, StagedPartition};
 
 /// One partition in the summary line.
 #[derive(Debug, Clone, Serialize)]
@@ -46,6 +47,42 @@ impl PartitionSummary {
     }
 }
 
+impl PartitionSummary {
+    /// A staged (not yet published) version: the run's counts, no manifest yet.
+    pub fn of_staged(ds: &Dataset, partition: &str, run_id: &str, s: &StagedPartition) -> Self {
+        PartitionSummary {
+            partition: partition.to_string(),
+            version: run_id.to_string(),
+            rows_in: s.rows_in,
+            rows_out: s.rows_out,
+            rows_filtered: s.filtered_by.values().sum(),
+            rows_quarantined: s.quarantined,
+            files: s.files.iter().map(|f| ds.uri_of(f)).collect(),
+            quarantine_files: s.quarantine_files.iter().map(|f| ds.uri_of(f)).collect(),
+            manifest: None,
+            checks: Vec::new(),
+        }
+    }
+}
+
+impl PartitionSummary {
+    /// A partition a commit removes (a rollback of the run that created it).
+    pub fn removed(partition: &str) -> Self {
+        PartitionSummary {
+            partition: partition.to_string(),
+            version: String::new(),
+            rows_in: 0,
+            rows_out: 0,
+            rows_filtered: 0,
+            rows_quarantined: 0,
+            files: Vec::new(),
+            quarantine_files: Vec::new(),
+            manifest: None,
+            checks: Vec::new(),
+        }
+    }
+}
+
 /// One partition of a `--dry-run` plan.
 #[derive(Debug, Clone, Serialize)]
 pub struct PlannedPartition {
@@ -67,9 +104,7 @@ pub struct PlannedObject {
 /// The one-line JSON summary printed last on stdout.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunSummary {
-    /// `published`, `up_to_date`, `staged` (a shard's share is done, not yet published) or
-    /// `dry_run`.
-    pub status: &'static str,
+    pub status: RunStatus,
     pub run_id: String,
     pub dataset: String,
     pub commit: Option<u64>,
@@ -99,7 +134,7 @@ pub struct RowCounts {
 }
 
 impl RunSummary {
-    pub fn new(status: &'static str, run_id: &str, dataset: &Dataset, started: Instant) -> Self {
+    pub fn new(status: RunStatus, run_id: &str, dataset: &Dataset, started: Instant) -> Self {
         RunSummary {
             status,
             run_id: run_id.to_string(),

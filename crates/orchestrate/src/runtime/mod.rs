@@ -28,7 +28,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, select, Receiver, Sender};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What an item reports about its size, for metrics and channel sizing.
 pub trait Measure {
@@ -118,7 +118,7 @@ fn add(c: &AtomicU64, d: Duration) {
 }
 
 /// One stage's figures.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StageMetrics {
     pub stage: String,
     pub workers: usize,
@@ -132,7 +132,7 @@ pub struct StageMetrics {
 }
 
 /// The run's figures, per stage, and which stage bounded the throughput.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunReport {
     pub stages: Vec<StageMetrics>,
     pub channel_capacity: usize,
@@ -712,15 +712,32 @@ mod tests {
         assert!(peak.load(Ordering::SeqCst) <= 10 + 2 * 2 + 4 + 2 + 8, "peak {}", peak.load(Ordering::SeqCst));
     }
 
+    /// Run `f` (a run over an endless source) on a thread of its own and wait for it at most
+    /// `DEADLINE`: a cancel bug fails the test instead of hanging `cargo test`.
+    fn within_deadline<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        const DEADLINE: Duration = Duration::from_secs(60);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(f());
+        });
+        match rx.recv_timeout(DEADLINE) {
+            Ok(out) => out,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!("the run did not stop within {DEADLINE:?}"),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => panic!("the run panicked instead of returning its error"),
+        }
+    }
+
     #[test]
     fn the_first_error_cancels_an_endless_run_and_names_its_stage() {
         for workers in [1, 3] {
             let (src, _) = numbers(u64::MAX);
             let t = Instant::now();
-            let err = source("src", src, budget(2), Cancel::default())
-                .stage("work", workers, |_| Work { fail_at: Some(50), panic_at: None, delay_us: 0 })
-                .sink("sink", Collect { seen: vec![], delay: Duration::ZERO })
-                .unwrap_err();
+            let err = within_deadline(move || {
+                source("src", src, budget(2), Cancel::default())
+                    .stage("work", workers, |_| Work { fail_at: Some(50), panic_at: None, delay_us: 0 })
+                    .sink("sink", Collect { seen: vec![], delay: Duration::ZERO })
+                    .unwrap_err()
+            });
             assert_eq!(err.stage, "work");
             assert_eq!(err.partition.as_deref(), Some("n=50"));
             assert_eq!(err.error, TestError::Bad(50));
@@ -731,10 +748,12 @@ mod tests {
     #[test]
     fn a_panic_is_an_error_not_a_hang() {
         let (src, _) = numbers(u64::MAX);
-        let err = source("src", src, budget(2), Cancel::default())
-            .stage("work", 2, |_| Work { fail_at: None, panic_at: Some(10), delay_us: 0 })
-            .sink("sink", Collect { seen: vec![], delay: Duration::ZERO })
-            .unwrap_err();
+        let err = within_deadline(move || {
+            source("src", src, budget(2), Cancel::default())
+                .stage("work", 2, |_| Work { fail_at: None, panic_at: Some(10), delay_us: 0 })
+                .sink("sink", Collect { seen: vec![], delay: Duration::ZERO })
+                .unwrap_err()
+        });
         assert_eq!(err.stage, "work");
         assert!(matches!(&err.error, TestError::Panicked(m) if m.contains("boom at 10")), "{:?}", err.error);
     }
@@ -766,10 +785,12 @@ mod tests {
     fn an_outside_cancel_in_the_middle_of_a_run_stops_every_thread() {
         let (src, _) = numbers(u64::MAX);
         let cancel = Cancel::default();
-        let err = source("src", src, budget(2), cancel.clone())
-            .stage("work", 2, |_| Work { fail_at: None, panic_at: None, delay_us: 0 })
-            .sink("sink", CancelAt { at: 100, cancel, seen: 0 })
-            .unwrap_err();
+        let err = within_deadline(move || {
+            source("src", src, budget(2), cancel.clone())
+                .stage("work", 2, |_| Work { fail_at: None, panic_at: None, delay_us: 0 })
+                .sink("sink", CancelAt { at: 100, cancel, seen: 0 })
+                .unwrap_err()
+        });
         assert_eq!(err.error, TestError::Cancelled);
     }
 }

@@ -14,38 +14,29 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use polars::prelude::*;
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sluice_extract::source::{prefetch, SourceObject};
-use sluice_extract::{ObjectRef, Storage};
+use sluice_extract::Storage;
 use sluice_infer::{choose_device, BatchPolicy, EmbeddingModel, TabularModel};
+use sluice_transform::ingest::first_bad_row;
 use sluice_transform::{DimensionSpec, Dimensions, TransformError, Transformer};
 
-use crate::parquet_out::parquet_bytes;
-use crate::dimcache;
-use crate::features::{embedding_column, tabular_batch, vocabularies, Vocabulary};
-use crate::job::RunOptions;
+use super::dimcache;
+use super::features::{embedding_column, tabular_batch, vocabularies, Vocabulary};
+use super::parquet_out::parquet_bytes;
+use super::plan::Plan;
+use super::transform_stage::{Batch, PartRows, RawItem, RawPart, TransformStage};
 use crate::pipeline::{ModelKind, OnBadRows, SourceFormat};
-use crate::plan::Plan;
-use crate::publish::StagedPartition;
 use crate::runtime::{self, Budget, Cancel, Emitter, Measure, RunReport, Sink, Source, Stage};
 use crate::store::Attempt;
-use crate::transform_stage::{Batch, PartRows, RawItem, RawPart, TransformStage};
+use crate::types::{InputRecord, Partition, RunOptions, StagedPartition};
 use crate::{Pipeline, SluiceError};
-
-/// An input object as recorded in lineage.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct InputRecord {
-    #[serde(flatten)]
-    pub object: ObjectRef,
-    pub sha256: String,
-}
 
 type StageResult<T> = Result<T, (Option<String>, SluiceError)>;
 
 struct ExtractSource {
     /// Items to emit, each one or more (partition, group of its objects).
-    items: Vec<Vec<(String, Vec<SourceObject>)>>,
+    items: Vec<Vec<(Partition, Vec<SourceObject>)>>,
     /// Reads in flight at once, and bytes fetched ahead of the transform.
     max_in_flight: usize,
     max_bytes_ahead: u64,
@@ -65,7 +56,7 @@ impl Source for ExtractSource {
                     .by_ref()
                     .take(objs.len())
                     .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| (Some(partition.clone()), e.into()))?;
+                    .map_err(|e| (Some(partition.to_string()), e.into()))?;
                 parts.push(RawPart { partition: partition.clone(), objects });
             }
             if out.emit(RawItem { parts }).is_err() {
@@ -78,8 +69,8 @@ impl Source for ExtractSource {
 
 /// Group consecutive items into blocks of up to `max_bytes` of input (an item larger than
 /// that is a block of its own); `max_bytes` 0: one item per block.
-fn blocks(items: Vec<(String, Vec<SourceObject>)>, max_bytes: u64) -> Vec<Vec<(String, Vec<SourceObject>)>> {
-    let mut out: Vec<Vec<(String, Vec<SourceObject>)>> = Vec::new();
+fn blocks(items: Vec<(Partition, Vec<SourceObject>)>, max_bytes: u64) -> Vec<Vec<(Partition, Vec<SourceObject>)>> {
+    let mut out: Vec<Vec<(Partition, Vec<SourceObject>)>> = Vec::new();
     let mut size = 0;
     for item in items {
         let bytes: u64 = item.1.iter().map(|o| o.meta.size).sum();
@@ -98,7 +89,7 @@ fn blocks(items: Vec<(String, Vec<SourceObject>)>, max_bytes: u64) -> Vec<Vec<(S
 /// The loaded model a run scores with; shared by the infer workers.
 #[derive(Clone)]
 enum Scorer {
-    Tabular { model: TabularModel, batch_rows: usize, vocabularies: Arc<Vec<Option<Vocabulary>>> },
+    Tabular { model: Box<TabularModel>, batch_rows: usize, vocabularies: Arc<Vec<Option<Vocabulary>>> },
     Embedding { model: Arc<EmbeddingModel>, text_column: String, policy: BatchPolicy },
 }
 
@@ -106,26 +97,25 @@ impl Scorer {
     /// Load the model; it must be the one the plan fingerprinted (`model_id`).
     fn load(p: &Pipeline, dir: &Path, model_id: &str) -> Result<Self, SluiceError> {
         let device = choose_device(true)?;
-        let (scorer, loaded_id) = match p.model.kind {
-            ModelKind::SentenceEmbedding => {
+        let (scorer, loaded_id) = match &p.model.kind {
+            ModelKind::SentenceEmbedding { text_column, max_tokens } => {
                 let model = EmbeddingModel::load(dir, &device)?;
                 let id = model.id().to_string();
-                let policy = BatchPolicy { max_tokens: p.model.max_tokens, ..Default::default() };
-                (Scorer::Embedding { model: Arc::new(model), text_column: p.model.text_column.clone().unwrap_or_default(), policy }, id)
+                let policy = BatchPolicy { max_tokens: *max_tokens, ..Default::default() };
+                (Scorer::Embedding { model: Arc::new(model), text_column: text_column.clone(), policy }, id)
             }
-            ModelKind::TabularMlp => {
+            ModelKind::TabularMlp { features, batch_rows } => {
                 let model = TabularModel::load(dir, &device)?;
                 let inputs: Vec<&str> = model.config().inputs.iter().map(|i| i.name.as_str()).collect();
-                if inputs != p.model.features.iter().map(String::as_str).collect::<Vec<_>>() {
+                if inputs != features.iter().map(String::as_str).collect::<Vec<_>>() {
                     return Err(SluiceError::Usage(format!(
-                        "model {} reads {inputs:?}, but the pipeline's model.features are {:?}",
-                        dir.display(),
-                        p.model.features
+                        "model {} reads {inputs:?}, but the pipeline's model.features are {features:?}",
+                        dir.display()
                     )));
                 }
                 let id = model.id().to_string();
                 let vocabularies = Arc::new(vocabularies(&model.config().inputs));
-                (Scorer::Tabular { model, batch_rows: p.model.batch_rows, vocabularies }, id)
+                (Scorer::Tabular { model: Box::new(model), batch_rows: *batch_rows, vocabularies }, id)
             }
         };
         if loaded_id != model_id {
@@ -350,12 +340,12 @@ pub(crate) fn execute(
     opts: &RunOptions,
     plan: &Plan,
     attempt: &Arc<Attempt>,
-    planned: Vec<(String, Vec<SourceObject>)>,
-) -> Result<(BTreeMap<String, StagedPartition>, serde_json::Value), SluiceError> {
+    planned: Vec<(Partition, Vec<SourceObject>)>,
+) -> Result<(BTreeMap<String, StagedPartition>, RunReport), SluiceError> {
     // load what every worker shares, once
     let dims = load_dimensions(p, plan)?;
     let scorer = Scorer::load(p, &plan.model_dir, &plan.model_id)?;
-    let items: Vec<(String, Vec<SourceObject>)> = planned
+    let items: Vec<(Partition, Vec<SourceObject>)> = planned
         .iter()
         .flat_map(|(part, objs)| objs.chunks(p.source.objects_per_item).map(move |c| (part.clone(), c.to_vec())))
         .collect();
@@ -403,8 +393,7 @@ pub(crate) fn execute(
         })
         .sink("write", WriteSink { attempt: attempt.clone(), progress, kv: kv.clone(), parts: BTreeMap::new() })?;
     log_report(&report);
-    let staged = written.into_iter().map(|(part, w)| (part.clone(), StagedPartition::new(plan.fingerprints[&part].clone(), w))).collect();
-    let report = serde_json::to_value(&report).map_err(|e| SluiceError::other("encoding the run report", e))?;
+    let staged = written.into_iter().map(|(part, w)| (part.clone(), staged(plan.fingerprints[&part].clone(), w))).collect();
     Ok((staged, report))
 }
 
@@ -431,4 +420,20 @@ fn log_report(r: &RunReport) {
         );
     }
     tracing::info!(bottleneck = ?r.bottleneck, wall_s = format!("{:.3}", r.wall_s), channel_capacity = r.channel_capacity, "run report");
+}
+
+/// What a partition's writes stage for its publication.
+fn staged(fingerprint: String, w: Written) -> StagedPartition {
+    StagedPartition {
+        fingerprint,
+        quarantined: w.quarantine.as_ref().map_or(0, |q| q.height() as u64),
+        first_bad_row: w.quarantine.as_ref().and_then(first_bad_row).map(|e| e.to_string()),
+        quarantine_files: w.quarantine_file.into_iter().collect(),
+        files: w.files,
+        rows_in: w.rows_in,
+        rows_out: w.rows_out,
+        filtered_by: w.filtered,
+        inputs: w.inputs,
+        schema: w.schema,
+    }
 }

@@ -5,14 +5,14 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::summary::RunSummary;
+use super::summary::RunSummary;
+use crate::types::RunStatus;
 use crate::SluiceError;
 
 /// The facts of one run, whatever its outcome.
 pub struct RunMetrics<'a> {
     pub pipeline: &'a str,
-    /// `published`, `up_to_date`, `staged`, `dry_run`, `skipped` or `failed`.
-    pub status: &'a str,
+    pub status: RunStatus,
     pub exit_code: u8,
     pub summary: Option<&'a RunSummary>,
     pub duration_s: f64,
@@ -32,7 +32,7 @@ pub fn render(m: &RunMetrics<'_>, now_unix_s: f64) -> String {
     };
     gauge("sluice_run_success", "1 if the last run succeeded (published, up to date, staged or nothing to do), else 0.", &labels, f64::from(u8::from(m.exit_code == 0 || m.exit_code == 99)));
     gauge("sluice_run_exit_code", "Exit code of the last run.", &labels, f64::from(m.exit_code));
-    gauge("sluice_run_status", "Outcome of the last run (label status).", &format!("{labels},status=\"{}\"", escape(m.status)), 1.0);
+    gauge("sluice_run_status", "Outcome of the last run (label status).", &format!("{labels},status=\"{}\"", escape(m.status.as_str())), 1.0);
     gauge("sluice_run_duration_seconds", "Wall time of the last run.", &labels, m.duration_s);
     gauge("sluice_run_timestamp_seconds", "When the last run ended (Unix time).", &labels, now_unix_s);
     gauge("sluice_rows_in", "Rows read by the last run.", &labels, rows.rows_in as f64);
@@ -40,7 +40,7 @@ pub fn render(m: &RunMetrics<'_>, now_unix_s: f64) -> String {
     gauge("sluice_rows_filtered", "Rows dropped by the pipeline's filter rules in the last run.", &labels, rows.filtered as f64);
     gauge("sluice_rows_quarantined", "Rows quarantined as bad input in the last run.", &labels, rows.quarantined as f64);
     gauge("sluice_partitions", "Partitions in the last run's summary.", &labels, m.summary.map_or(0, |s| s.partitions.len()) as f64);
-    if let Some(commit) = m.summary.filter(|s| s.status == "published").and_then(|s| s.commit) {
+    if let Some(commit) = m.summary.filter(|s| s.status == RunStatus::Published).and_then(|s| s.commit) {
         gauge("sluice_last_published_commit", "Commit number the last run published.", &labels, commit as f64);
     }
     out
@@ -66,7 +66,7 @@ mod tests {
 
     #[test]
     fn a_failed_run_renders_status_and_exit_code_without_a_commit() {
-        let m = RunMetrics { pipeline: "flight\"delays", status: "failed", exit_code: 3, summary: None, duration_s: 1.5 };
+        let m = RunMetrics { pipeline: "flight\"delays", status: RunStatus::Failed, exit_code: 3, summary: None, duration_s: 1.5 };
         let text = render(&m, 1_700_000_000.0);
         assert!(text.contains("sluice_run_success{pipeline=\"flight\\\"delays\"} 0\n"), "{text}");
         assert!(text.contains("sluice_run_exit_code{pipeline=\"flight\\\"delays\"} 3\n"));

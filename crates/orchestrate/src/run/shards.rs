@@ -17,16 +17,18 @@ use std::time::Instant;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use sluice_extract::source::SourceObject;
 use sluice_extract::ObjectRef;
 
-use crate::job::{RunOptions, Shard};
-use crate::plan::{self, Plan};
-use crate::publish::{already_published, publish_staged, Publication, Published, StagedPartition};
+use super::manifest::Stages;
+use super::plan::{self, Plan};
+use super::publish::{publish_run, published_before, up_to_date, Publication};
+use super::{execute, hooks};
+use crate::report::summary::{PartitionSummary, RunStatus, RunSummary};
+use crate::runtime::RunReport;
 use crate::store::{self, Attempt, Dataset};
-use crate::summary::{PartitionSummary, RunSummary};
-use crate::{execute, hooks, Pipeline, SluiceError};
+use crate::types::{Partition, RunOptions, Shard, StagedPartition};
+use crate::{Pipeline, SluiceError};
 
 /// A shard attempt's staging record: written (create-only, under the attempt's nonce) when
 /// its share is staged; `sluice publish` reads them all.
@@ -55,7 +57,8 @@ pub struct ShardRecord {
     pub command: Vec<String>,
     /// This shard's share of each partition it had objects of.
     pub partitions: BTreeMap<String, StagedPartition>,
-    pub stages: serde_json::Value,
+    /// The shard's stage report (none when it found its partitions up to date).
+    pub stages: Option<RunReport>,
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
 }
@@ -69,7 +72,7 @@ impl ShardRecord {
         attempt: &Attempt,
         shard: Shard,
         partitions: BTreeMap<String, StagedPartition>,
-        stages: serde_json::Value,
+        stages: Option<RunReport>,
         started_at: DateTime<Utc>,
     ) -> Self {
         ShardRecord {
@@ -113,10 +116,10 @@ pub(crate) fn hold(
     plan: &Plan,
     attempt: &Attempt,
     staged: BTreeMap<String, StagedPartition>,
-    stages: serde_json::Value,
+    stages: RunReport,
     started_at: DateTime<Utc>,
 ) -> Result<(), SluiceError> {
-    let record = ShardRecord { held: true, ..ShardRecord::new(p, opts, plan, attempt, Shard { index: 0, count: 1 }, staged, stages, started_at) };
+    let record = ShardRecord { held: true, ..ShardRecord::new(p, opts, plan, attempt, Shard { index: 0, count: 1 }, staged, Some(stages), started_at) };
     let rel = put_record(attempt, &record)?;
     tracing::info!(run_id = %plan.run_id, record = %plan.dataset.uri_of(&rel), "checks failed: the version is held for review");
     Ok(())
@@ -132,7 +135,7 @@ fn read_records(dataset: &Dataset, run_id: &str) -> Result<Vec<ShardRecord>, Slu
 
 /// Every `count`-th object of the plan (partitions in order, objects sorted by URI),
 /// starting at `index`; partitions this shard has no object of are left out.
-fn share(plan: &Plan, shard: Shard) -> Vec<(String, Vec<SourceObject>)> {
+fn share(plan: &Plan, shard: Shard) -> Vec<(Partition, Vec<SourceObject>)> {
     let mut k = 0usize;
     let mut out = Vec::new();
     for (part, objs) in &plan.partitions {
@@ -161,12 +164,12 @@ pub(crate) fn run_shard(p: &Pipeline, opts: &RunOptions, plan: &Plan, shard: Sha
     let mut valid = None;
     for r in mine.iter().filter(|r| r.fingerprints == plan.fingerprints) {
         let since = plan.dataset.commits_after(&plan.head, r.base_commit)?;
-        if store::touched_since(&since, r.base_commit, run_id, &parts).is_none() && valid.is_none_or(|v: &ShardRecord| r.recency() >= v.recency()) {
+        if store::touched_since(&since, r.base_commit, run_id, &parts.iter().map(String::as_str).collect::<Vec<_>>()).is_none() && valid.is_none_or(|v: &ShardRecord| r.recency() >= v.recency()) {
             valid = Some(r);
         }
     }
     let staged = |summaries| {
-        let mut s = RunSummary::new("staged", run_id, &plan.dataset, started).with_partitions(summaries);
+        let mut s = RunSummary::new(RunStatus::Staged, run_id, &plan.dataset, started).with_partitions(summaries);
         s.shard = Some(shard.to_string());
         s.skipped = plan.skipped.clone();
         s
@@ -180,11 +183,13 @@ pub(crate) fn run_shard(p: &Pipeline, opts: &RunOptions, plan: &Plan, shard: Sha
     }
     let up_to_date = !opts.force && plan.all_current();
     hooks::checkpoint("planned", &opts.cancel)?;
-    let attempt = Arc::new(plan.dataset.begin(run_id));
+    let attempt = Arc::new(Attempt::begin(&plan.dataset, run_id));
     let result = (|| {
         let work = if up_to_date { Vec::new() } else { share(plan, shard) };
-        let (partitions, stages) =
-            if work.is_empty() { (BTreeMap::new(), json!(null)) } else { execute::execute(p, opts, plan, &attempt, work)? };
+        let (partitions, stages) = match work.is_empty() {
+            true => (BTreeMap::new(), None),
+            false => execute::execute(p, opts, plan, &attempt, work).map(|(parts, report)| (parts, Some(report)))?,
+        };
         if opts.cancel.is_cancelled() {
             return Err(SluiceError::Cancelled);
         }
@@ -194,7 +199,7 @@ pub(crate) fn run_shard(p: &Pipeline, opts: &RunOptions, plan: &Plan, shard: Sha
     })();
     let record = result.inspect_err(|_| attempt.discard())?;
     tracing::info!(shard = %shard, run_id, "shard staged; publish the run with: sluice publish {} --run {run_id}", p.path.display());
-    let summaries = record.partitions.iter().map(|(part, s)| s.summary(&plan.dataset, part, run_id)).collect::<Vec<PartitionSummary>>();
+    let summaries = record.partitions.iter().map(|(part, s)| PartitionSummary::of_staged(&plan.dataset, part, run_id, s)).collect::<Vec<PartitionSummary>>();
     Ok(staged(summaries))
 }
 
@@ -237,8 +242,8 @@ pub fn publish(p: &Pipeline, run_id: &str, output: Option<&str>, command: &[Stri
     store::validate_run_id(run_id)?;
     let dataset = plan::open_dataset(p, output)?;
     let head = dataset.head()?;
-    if let Some(n) = head.published_by(run_id) {
-        return Ok(already_published(&dataset, &dataset.read_commit(n)?, started));
+    if let Some(done) = published_before(&dataset, &head, run_id, started)? {
+        return Ok(done);
     }
     let chosen = choose_records(run_id, &read_records(&dataset, run_id)?)?;
     let first = &chosen[0];
@@ -247,10 +252,8 @@ pub fn publish(p: &Pipeline, run_id: &str, output: Option<&str>, command: &[Stri
         return Err(SluiceError::Usage(format!("run '{run_id}' was staged with another version of {} (sha256 differs)", p.path.display())));
     }
     if chosen.iter().all(|r| r.up_to_date) {
-        tracing::info!(run_id, "every shard found its partitions up to date; nothing to publish");
-        let snap = head.snapshot();
-        let current = first.fingerprints.keys().filter_map(|part| snap.partitions.get(part).map(|v| PartitionSummary::of_version(&dataset, part, v)));
-        return Ok(RunSummary::new("up_to_date", run_id, &dataset, started).with_partitions(current.collect()).with_commit(snap.commit));
+        let partitions: Vec<String> = first.fingerprints.keys().cloned().collect();
+        return Ok(up_to_date(&dataset, &head.snapshot(), &partitions, run_id, started));
     }
     // merge the shards' shares of each partition, in shard order
     let mut staged: BTreeMap<String, StagedPartition> = BTreeMap::new();
@@ -262,7 +265,7 @@ pub fn publish(p: &Pipeline, run_id: &str, output: Option<&str>, command: &[Stri
     if let Some(part) = first.fingerprints.keys().find(|part| !staged.contains_key(*part)) {
         return Err(SluiceError::other(format!("publish run '{run_id}'"), format!("no shard staged partition {part}")));
     }
-    let stages: BTreeMap<String, serde_json::Value> = chosen.iter().map(|r| (format!("{}/{n}", r.shard), r.stages.clone())).collect();
+    let shards: BTreeMap<String, Option<RunReport>> = chosen.iter().map(|r| (format!("{}/{n}", r.shard), r.stages.clone())).collect();
     let snapshot = head.snapshot();
     let publication = Publication {
         current: &snapshot.partitions,
@@ -273,20 +276,12 @@ pub fn publish(p: &Pipeline, run_id: &str, output: Option<&str>, command: &[Stri
         model_id: &first.model_id,
         dim_refs: &first.dimensions,
         command,
-        stages: json!({"shards": stages}),
+        stages: Stages::Shards { shards },
         started_at: chosen.iter().map(|r| r.started_at).min().unwrap_or_else(Utc::now),
         base_commit: chosen.iter().map(|r| r.base_commit).min().unwrap_or(0),
     };
-    let attempt = dataset.begin(run_id);
-    match publish_staged(&attempt, &publication, &staged).inspect_err(|_| attempt.discard())? {
-        Published::Committed { commit, partitions } => {
-            let mut summary = RunSummary::new("published", run_id, &dataset, started).with_partitions(partitions).with_commit(commit);
-            summary.shard = Some(format!("{n} shards"));
-            Ok(summary)
-        }
-        Published::AlreadyPublished { commit } => {
-            attempt.discard();
-            Ok(already_published(&dataset, &dataset.read_commit(commit)?, started))
-        }
-    }
+    let attempt = Attempt::begin(&dataset, run_id);
+    let summary = publish_run(&attempt, &publication, &staged, started).inspect_err(|_| attempt.discard())?;
+    let shard = (summary.status == RunStatus::Published).then(|| format!("{n} shards"));
+    Ok(RunSummary { shard, ..summary })
 }

@@ -27,7 +27,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::store::{self, attempt_dir, Commit, CommitRequest, Dataset, GcRecord, Operation};
+use crate::store::layout::{classify, Listed};
+use crate::store::{self, attempt_dir, Change, Commit, CommitRequest, Dataset, GcRecord};
 use crate::SluiceError;
 
 /// Below this a retention is refused unless asked for explicitly.
@@ -135,10 +136,10 @@ fn plan(ds: &Dataset, log: &[Commit], cutoff: DateTime<Utc>) -> Result<Plan, Slu
     let mut records: BTreeMap<String, Vec<(String, u64, DateTime<Utc>)>> = BTreeMap::new();
     for (rel, meta) in ds.storage().list("")? {
         let entry = (rel.clone(), meta.size, meta.last_modified);
-        if let Some(run) = rel.strip_prefix("_sluice/runs/").and_then(|r| r.split('/').next()) {
-            records.entry(run.to_string()).or_default().push(entry);
-        } else if let Some(d) = attempt_dir(&rel) {
-            dirs.entry(d).or_default().push(entry);
+        match classify(&rel) {
+            Listed::ShardRecord { run_id } => records.entry(run_id).or_default().push(entry),
+            Listed::AttemptFile { dir } => dirs.entry(dir).or_default().push(entry),
+            Listed::Other => {}
         }
     }
     for (dir, objects) in dirs {
@@ -213,7 +214,7 @@ pub fn gc(ds: &Dataset, retain: Duration, apply: bool, now: DateTime<Utc>, comma
             return Ok(summary);
         }
         let gc_id = format!("gc-{}", store::new_run_id());
-        let req = CommitRequest { gc: Some(record), ..CommitRequest::new(base, Operation::Gc, &gc_id, BTreeMap::new(), command) };
+        let req = CommitRequest::new(base, Change::Gc { gc: record }, &gc_id, BTreeMap::new(), command);
         match ds.commit(req) {
             Ok(outcome) => {
                 let n = match outcome {

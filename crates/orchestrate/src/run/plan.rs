@@ -13,16 +13,16 @@ use sluice_extract::source::SourceObject;
 use sluice_extract::{ObjectRef, SourceSpec, Storage};
 use sluice_transform::DimensionSpec;
 
-use crate::job::RunOptions;
-use crate::store::{self, Dataset, Head, Snapshot};
-use crate::summary::{PlannedObject, PlannedPartition, RunSummary};
+use crate::report::summary::{PlannedObject, PlannedPartition, RunStatus, RunSummary};
+use crate::store::{Dataset, Head, Snapshot};
+use crate::types::{Partition, RunOptions};
 use crate::{Pipeline, SluiceError};
 
 pub(crate) struct Plan {
     pub run_id: String,
     pub dataset: Dataset,
     /// Partitions with input, in the order asked, each with its objects sorted by URI.
-    pub partitions: Vec<(String, Vec<SourceObject>)>,
+    pub partitions: Vec<(Partition, Vec<SourceObject>)>,
     /// Partitions asked for that have no input.
     pub skipped: Vec<String>,
     /// The model as named (a local folder or an object store URI), for lineage.
@@ -46,16 +46,17 @@ impl Plan {
     }
 
     /// The current version of `part` was made from the same inputs, pipeline and model.
-    pub fn is_current(&self, part: &str) -> bool {
-        self.snapshot.partitions.get(part).is_some_and(|v| Some(&v.fingerprint) == self.fingerprints.get(part))
+    pub fn is_current(&self, part: &Partition) -> bool {
+        let part = part.to_string();
+        self.snapshot.partitions.get(&part).is_some_and(|v| Some(&v.fingerprint) == self.fingerprints.get(&part))
     }
 
     pub fn all_current(&self) -> bool {
         self.partitions.iter().all(|(part, _)| self.is_current(part))
     }
 
-    pub fn partition_names(&self) -> Vec<&str> {
-        self.partitions.iter().map(|(p, _)| p.as_str()).collect()
+    pub fn partition_names(&self) -> Vec<String> {
+        self.partitions.iter().map(|(p, _)| p.to_string()).collect()
     }
 
     /// The `--dry-run` summary: partitions, objects, whether each is up to date, where its
@@ -65,14 +66,14 @@ impl Plan {
             .partitions
             .iter()
             .map(|(part, objs)| PlannedPartition {
-                partition: part.clone(),
+                partition: part.to_string(),
                 up_to_date: self.is_current(part),
                 objects: objs.iter().map(|o| PlannedObject { uri: o.meta.uri.clone(), size: o.meta.size }).collect(),
                 bytes: objs.iter().map(|o| o.meta.size).sum(),
-                output: self.dataset.run_dir_uri(part, &self.run_id),
+                output: self.dataset.run_dir_uri(&part.to_string(), &self.run_id),
             })
             .collect();
-        let mut summary = RunSummary::new("dry_run", &self.run_id, &self.dataset, started).with_commit(self.base());
+        let mut summary = RunSummary::new(RunStatus::DryRun, &self.run_id, &self.dataset, started).with_commit(self.base());
         summary.plan = Some(plan);
         summary.skipped = self.skipped.clone();
         summary
@@ -81,42 +82,42 @@ impl Plan {
 
 /// The partitions a run asks for: the CLI's, or `<key>=all` for a source without a
 /// partition placeholder.
-fn requested_partitions(p: &Pipeline, opts: &RunOptions) -> Result<Vec<String>, SluiceError> {
+/// Each is parsed (a partition names folders) and must use the pipeline's key; repeats
+/// are dropped.
+fn requested_partitions(p: &Pipeline, opts: &RunOptions) -> Result<Vec<Partition>, SluiceError> {
     let key = &p.partition.key;
     let templated = sluice_extract::source::template_vars(opts.input.as_deref().unwrap_or(&p.source.uri)).contains(key);
-    match (opts.partitions.is_empty(), templated) {
-        (false, _) => Ok(opts.partitions.clone()),
-        (true, false) => Ok(vec![format!("{key}=all")]),
-        (true, true) => Err(SluiceError::Usage(format!("give a partition: --date D, --from D --to D or --partition {key}=VALUE"))),
-    }
-}
-
-/// Partitions, each with its input objects.
-type Inputs = Vec<(String, Vec<SourceObject>)>;
-
-/// List each partition's input objects; partitions without input are skipped (the second
-/// list), unless only one was asked for (then it is exit 99).
-fn list_inputs(p: &Pipeline, opts: &RunOptions) -> Result<(Inputs, Vec<String>), SluiceError> {
-    let partitions = requested_partitions(p, opts)?;
-    let source = match &opts.input {
-        Some(uri) => SourceSpec::new(uri.clone(), None),
-        None => SourceSpec::new(p.source.uri.clone(), Some(p.base_dir())),
+    let asked = match (opts.partitions.is_empty(), templated) {
+        (false, _) => opts.partitions.clone(),
+        (true, false) => vec![format!("{key}=all")],
+        (true, true) => return Err(SluiceError::Usage(format!("give a partition: --date D, --from D --to D or --partition {key}=VALUE"))),
     };
-    let mut wanted: Vec<&String> = Vec::new();
-    for part in &partitions {
-        store::validate_partition(part)?;
-        let (k, _) = part.split_once('=').unwrap_or_default();
-        if k != p.partition.key {
-            return Err(SluiceError::Usage(format!("partition '{part}': this pipeline is partitioned by '{}'", p.partition.key)));
+    let mut wanted: Vec<Partition> = Vec::new();
+    for text in asked {
+        let part = Partition::parse(&text)?;
+        if part.key() != key {
+            return Err(SluiceError::Usage(format!("partition '{part}': this pipeline is partitioned by '{key}'")));
         }
         if !wanted.contains(&part) {
             wanted.push(part);
         }
     }
-    let vars: Vec<Vec<(String, String)>> = wanted
-        .iter()
-        .map(|part| part.split_once('=').map(|(k, v)| vec![(k.to_string(), v.to_string())]).unwrap_or_default())
-        .collect();
+    Ok(wanted)
+}
+
+/// Partitions, each with its input objects.
+type Inputs = Vec<(Partition, Vec<SourceObject>)>;
+
+/// List each partition's input objects; partitions without input are skipped (the second
+/// list), unless only one was asked for (then it is exit 99).
+fn list_inputs(p: &Pipeline, opts: &RunOptions) -> Result<(Inputs, Vec<String>), SluiceError> {
+    let wanted = requested_partitions(p, opts)?;
+    let source = match &opts.input {
+        Some(uri) => SourceSpec::new(uri.clone(), None),
+        None => SourceSpec::new(p.source.uri.clone(), Some(p.base_dir())),
+    };
+    let asked = wanted.len();
+    let vars: Vec<Vec<(String, String)>> = wanted.iter().map(Partition::vars).collect();
     // one listing per partition, 16 at once: on a bucket a backfill's listings are latency
     let listed = source.list_many(&vars, 16);
     let mut planned: Inputs = Vec::new();
@@ -125,11 +126,11 @@ fn list_inputs(p: &Pipeline, opts: &RunOptions) -> Result<(Inputs, Vec<String>),
         let mut objects = objects?;
         if objects.is_empty() {
             let uri = source.uri_for(vars)?;
-            if partitions.len() == 1 {
-                return Err(SluiceError::NoInput { partition: part.clone(), uri });
+            if asked == 1 {
+                return Err(SluiceError::NoInput { partition: part.to_string(), uri });
             }
             tracing::warn!(partition = %part, uri, "no input; skipped");
-            skipped.push(part.clone());
+            skipped.push(part.to_string());
             continue;
         }
         objects.sort_by(|a, b| a.meta.uri.cmp(&b.meta.uri));
@@ -138,7 +139,7 @@ fn list_inputs(p: &Pipeline, opts: &RunOptions) -> Result<(Inputs, Vec<String>),
     }
     if planned.is_empty() {
         return Err(SluiceError::NoInput {
-            partition: format!("any of the {} partitions asked for", partitions.len()),
+            partition: format!("any of the {asked} partitions asked for"),
             uri: source.template.clone(),
         });
     }
@@ -146,7 +147,7 @@ fn list_inputs(p: &Pipeline, opts: &RunOptions) -> Result<(Inputs, Vec<String>),
 }
 
 /// Open the run's dataset: `--output`, or the pipeline's.
-pub(crate) fn open_dataset(p: &Pipeline, output: Option<&str>) -> Result<Dataset, SluiceError> {
+pub fn open_dataset(p: &Pipeline, output: Option<&str>) -> Result<Dataset, SluiceError> {
     Dataset::open(match output {
         Some(uri) => Storage::open(uri, None)?,
         None => Storage::open(&p.output.uri, Some(p.base_dir()))?,
@@ -156,15 +157,15 @@ pub(crate) fn open_dataset(p: &Pipeline, output: Option<&str>) -> Result<Dataset
 /// Plan a run on `log`, the dataset's commit log as just read.
 pub(crate) fn plan(p: &Pipeline, opts: &RunOptions, run_id: &str, dataset: Dataset, head: Head) -> Result<Plan, SluiceError> {
     let (partitions, skipped) = list_inputs(p, opts)?;
-    let model_uri = opts.model.clone().unwrap_or_else(|| p.model_uri.clone());
-    let model_dir = crate::models::local_dir(&model_uri)?;
+    let model_uri = opts.model.clone().unwrap_or_else(|| p.model.uri.clone());
+    let model_dir = super::models::local_dir(&model_uri)?;
     let model_id = sluice_infer::model_id(&model_dir)?;
     let dims = dimension_refs(p)?;
     let fingerprints = partitions
         .iter()
         .map(|(part, objs)| {
             let refs: Vec<&ObjectRef> = objs.iter().map(|o| &o.meta).collect();
-            (part.clone(), fingerprint(&p.sha256, &model_id, part, &refs, &dims))
+            (part.to_string(), fingerprint(&p.sha256, &model_id, &part.to_string(), &refs, &dims))
         })
         .collect();
     let snapshot = head.snapshot();

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use sluice_extract::ObjectRef;
 use sluice_transform::DimensionSpec;
 
-use crate::models::cache_root;
+use super::models::cache_root;
 use crate::SluiceError;
 
 /// `spec`'s table for `object`: from the cache, else from `read()` (then cached).

@@ -1,0 +1,183 @@
+//! `sluice`: parse, build a validated plan, run, map the error to an exit code.
+//! The last line on stdout of `run`, `publish` and `rollback` is a one-line JSON summary,
+//! failures included, and panics too (exit 1, never Rust's 101); logs go to stderr. SIGTERM
+//! and SIGINT cancel the run: every stage stops, nothing is published, the exit code is 1.
+//! A closed stdout (`sluice versions | head`) ends the output quietly.
+//!
+//! - `cli`: clap's types; `commands`: one function per subcommand; `output`: the summary
+//!   line and printed lines.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use clap::Parser;
+use serde_json::json;
+use sluice_orchestrate::report::metrics::{self, RunMetrics};
+use sluice_orchestrate::runtime::{panic_message, Cancel};
+use sluice_orchestrate::{exit, SluiceError};
+
+mod cli;
+mod commands;
+mod output;
+
+use cli::{Cli, Command, LogFormat};
+use commands::Outcome;
+use output::{emit, summary_line, write_line};
+
+/// With the `mimalloc` feature: candle allocates a tensor per op, and mimalloc reuses freed
+/// blocks where glibc would map fresh ones (the sample email pipeline 3.9 s against 4.2 s
+/// with glibc and one arena). The default, the system allocator, held less memory on the
+/// tabular job even before its arenas were limited (211–269 MiB against 279–391).
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// glibc gives each thread that meets a locked arena a new one, up to 8 per core, and keeps
+/// what is freed into an arena for that arena: the stages, Polars' pool and the I/O threads
+/// spread a run's churn over 16 arenas on 2 cores. One arena per two cores (at least one)
+/// took the full year's peak from 175–214 to 133–143 MiB at 1x and from 206–211 to 141–150
+/// at 30x, for 13–20% more wall at 10x (threads queue on the one arena's lock; see
+/// docs/ARCHITECTURE.md, "Blocks"). A
+/// `MALLOC_ARENA_MAX` or `glibc.malloc.arena_max` tunable set by the user wins.
+#[cfg(all(target_os = "linux", target_env = "gnu", not(feature = "mimalloc")))]
+fn limit_malloc_arenas() {
+    let tunables = std::env::var("GLIBC_TUNABLES").unwrap_or_default();
+    if std::env::var_os("MALLOC_ARENA_MAX").is_some() || tunables.contains("arena_max") {
+        return;
+    }
+    let arenas = std::thread::available_parallelism().map_or(1, |n| n.get() / 2).max(1);
+    // SAFETY: mallopt sets one allocator parameter; no other thread exists yet to race it.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, i32::try_from(arenas).unwrap_or(i32::MAX));
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu", not(feature = "mimalloc"))))]
+fn limit_malloc_arenas() {}
+
+/// The signal that cancelled the run, for the summary line.
+static SIGNAL: OnceLock<&'static str> = OnceLock::new();
+
+/// The subcommands whose last stdout line is the JSON summary.
+const SUMMARY_COMMANDS: [&str; 6] = ["run", "publish", "rollback", "gc", "pin", "unpin"];
+
+fn main() -> ExitCode {
+    // both before any thread starts
+    sluice_transform::pin_engine();
+    limit_malloc_arenas();
+    let argv: Vec<String> = std::env::args().collect();
+    let subcommand = argv.iter().skip(1).find(|a| !a.starts_with('-') && !["text", "json"].contains(&a.as_str()));
+    let writes_summary = subcommand.is_some_and(|c| SUMMARY_COMMANDS.contains(&c.as_str()));
+    let cli = match Cli::try_parse_from(&argv) {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e, writes_summary),
+    };
+    init_logging(cli.log_format);
+    let cancel = Cancel::default();
+    install_signal_handlers(&cancel);
+    let started = Instant::now();
+    let metrics_target = metrics_target(&cli.command);
+    let progress = std::io::stderr().is_terminal() && matches!(cli.log_format, LogFormat::Text);
+    let summary_file = cli.summary_file.clone();
+    install_panic_hook();
+    // a bug anywhere still ends with the summary line and exit 1 (stage threads catch their own)
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| commands::dispatch(cli.command, argv, &cancel, progress)))
+        .unwrap_or_else(|panic| Err(SluiceError::Panic(panic_message(panic.as_ref()))));
+    let code = result.as_ref().map_or_else(SluiceError::exit_code, |_| exit::OK);
+    if let Some((path, pipeline)) = metrics_target {
+        write_metrics(&path, &pipeline, &result, code, started);
+    }
+    if let Some(line) = summary_line(result, code, writes_summary, SIGNAL.get().copied()) {
+        emit(&line, summary_file.as_deref());
+    }
+    ExitCode::from(code)
+}
+
+/// A command line clap refused: `--help` and `--version` go to stdout with 0; usage errors
+/// to stderr with 2, and (for commands with a summary) clap's message up to its usage block
+/// as the summary line.
+fn usage_error(e: &clap::Error, writes_summary: bool) -> ExitCode {
+    let _ = e.print();
+    if !e.use_stderr() {
+        return ExitCode::SUCCESS;
+    }
+    if writes_summary {
+        let rendered = e.to_string();
+        let error: Vec<&str> = rendered.lines().map(str::trim).take_while(|l| !l.starts_with("Usage:")).filter(|l| !l.is_empty()).collect();
+        let error = error.join(" ");
+        let error = error.trim_start_matches("error: ");
+        let _ = write_line(&json!({"status": "failed", "error": format!("usage: {error}"), "exit_code": exit::USAGE}));
+    }
+    ExitCode::from(exit::USAGE)
+}
+
+/// `--metrics-file` of `run` and `publish`: the file, and the pipeline's name for its labels.
+fn metrics_target(command: &Command) -> Option<(PathBuf, String)> {
+    match command {
+        Command::Run { metrics_file: Some(path), pipeline, .. } | Command::Publish { metrics_file: Some(path), pipeline, .. } => {
+            Some((path.clone(), pipeline.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()))
+        }
+        _ => None,
+    }
+}
+
+fn write_metrics(path: &std::path::Path, pipeline: &str, result: &Outcome, code: u8, started: Instant) {
+    let (status, summary) = match result {
+        Ok(s) => (s.as_ref().map(|s| s.status), s.as_ref()),
+        Err(e) => (Some(e.status()), None),
+    };
+    let Some(status) = status else { return };
+    let m = RunMetrics { pipeline, status, exit_code: code, summary, duration_s: started.elapsed().as_secs_f64() };
+    if let Err(e) = metrics::write(path, &m) {
+        tracing::warn!("{e}");
+    }
+}
+
+/// Panics are logged through tracing (so JSON logs stay JSON) with where they happened.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let thread = std::thread::current().name().unwrap_or("unnamed").to_string();
+        let at = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+        tracing::error!(thread, at, "panicked: {}", panic_message(info.payload()));
+    }));
+}
+
+/// SIGTERM (what schedulers send to stop a task) and SIGINT cancel the run: blocked stages
+/// wake up, running ones stop at their next item, nothing is published and the files the
+/// run wrote are removed.
+fn install_signal_handlers(cancel: &Cancel) {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    match signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) {
+        Ok(mut signals) => {
+            let cancel = cancel.clone();
+            std::thread::spawn(move || {
+                for signal in signals.forever() {
+                    let name = if signal == SIGTERM { "SIGTERM" } else { "SIGINT" };
+                    let _ = SIGNAL.set(name);
+                    cancel.cancel();
+                    tracing::warn!(signal = name, "stopping: cancelling every stage; nothing will be published");
+                }
+            });
+        }
+        Err(e) => tracing::warn!(error = %e, "could not install the SIGTERM/SIGINT handlers"),
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| "info".into());
+    // URLs in log lines lose passwords and query strings (SAS tokens) on the way out; colours
+    // only for a terminal (not in container or scheduler logs)
+    let builder = tracing_subscriber::fmt()
+        .with_writer(|| sluice_extract::redact::RedactedStderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(filter);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+

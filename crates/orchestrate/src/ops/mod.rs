@@ -1,0 +1,5 @@
+//! Operations on a dataset's history: `versions`, `show`, `rollback`, `pin` ([`history`])
+//! and `gc` ([`gc`]).
+
+pub mod gc;
+pub mod history;

@@ -1,0 +1,29 @@
+//! Datasets and commit requests for the store's tests.
+
+use std::collections::BTreeMap;
+
+use sluice_extract::Storage;
+
+use super::commit::{Change, CommitRequest, PartitionVersion};
+use super::dataset::Dataset;
+
+/// An empty dataset in a fresh temporary folder.
+pub(crate) fn temp_dataset(tag: &str) -> (Dataset, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("sluice-store-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    (Dataset::open(Storage::open(dir.to_str().unwrap(), None).unwrap()).unwrap(), dir)
+}
+
+/// Publish `run`'s version of partition `p`, made of `files`, decided on `base`.
+pub(crate) fn publish<'a>(base: u64, run: &'a str, p: &str, files: Vec<String>) -> CommitRequest<'a> {
+    let v = PartitionVersion {
+        version: run.into(),
+        files,
+        rows: 1,
+        fingerprint: format!("fp-{run}"),
+        manifest: String::new(),
+        published_in: 0,
+        checks: None,
+    };
+    CommitRequest::new(base, Change::Publish, run, BTreeMap::from([(p.to_string(), Some(v))]), &[])
+}

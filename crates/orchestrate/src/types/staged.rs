@@ -1,0 +1,66 @@
+//! What a run staged for one partition, before it is published: written by the run, kept
+//! in a shard's staging record by the store's attempt, read by the checks and the publish.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sluice_extract::ObjectRef;
+
+/// An input object as recorded in lineage.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InputRecord {
+    #[serde(flatten)]
+    pub object: ObjectRef,
+    pub sha256: String,
+}
+
+/// What a run (or one shard of it) made of one partition, before it is published: the
+/// files it wrote and the counts and lineage its manifest will hold.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StagedPartition {
+    pub fingerprint: String,
+    pub files: Vec<String>,
+    pub quarantine_files: Vec<String>,
+    pub rows_in: u64,
+    pub rows_out: u64,
+    pub filtered_by: BTreeMap<String, u64>,
+    pub quarantined: u64,
+    /// The first quarantined row, for the error when there are too many.
+    pub first_bad_row: Option<String>,
+    pub inputs: Vec<InputRecord>,
+    pub schema: Vec<(String, String)>,
+}
+
+impl StagedPartition {
+    /// Nothing yet: the start of a merge of shards' shares.
+    pub fn empty(fingerprint: &str, schema: &[(String, String)]) -> Self {
+        StagedPartition {
+            fingerprint: fingerprint.to_string(),
+            files: Vec::new(),
+            quarantine_files: Vec::new(),
+            rows_in: 0,
+            rows_out: 0,
+            filtered_by: BTreeMap::new(),
+            quarantined: 0,
+            first_bad_row: None,
+            inputs: Vec::new(),
+            schema: schema.to_vec(),
+        }
+    }
+
+    /// Add another shard's share of the same partition.
+    pub fn merge(&mut self, s: &StagedPartition) {
+        self.files.extend(s.files.iter().cloned());
+        self.quarantine_files.extend(s.quarantine_files.iter().cloned());
+        self.rows_in += s.rows_in;
+        self.rows_out += s.rows_out;
+        for (rule, k) in &s.filtered_by {
+            *self.filtered_by.entry(rule.clone()).or_default() += k;
+        }
+        self.quarantined += s.quarantined;
+        if self.first_bad_row.is_none() {
+            self.first_bad_row = s.first_bad_row.clone();
+        }
+        self.inputs.extend(s.inputs.iter().cloned());
+    }
+}
