@@ -29,7 +29,7 @@ use serde::Serialize;
 
 use crate::store::layout::{classify, Listed};
 use crate::store::{self, attempt_dir, Change, Commit, CommitRequest, Dataset, GcRecord};
-use crate::SluiceError;
+use crate::error::SluiceError;
 
 /// Below this a retention is refused unless asked for explicitly.
 pub const MIN_RETENTION: Duration = Duration::from_secs(3600);

@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::report::summary::{PartitionSummary, RunStatus, RunSummary};
 use crate::store::{self, Change, Commit, CommitOutcome, CommitRequest, Dataset, Operation, PartitionVersion, PinChange, Snapshot};
 use crate::types::{CheckTally, Partition};
-use crate::SluiceError;
+use crate::error::SluiceError;
 
 /// One line of `sluice versions`: a partition's entry in a commit.
 #[derive(Debug, Clone, Serialize)]

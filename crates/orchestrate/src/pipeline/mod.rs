@@ -30,7 +30,7 @@ pub use config::{OnBadRows, OutputConfig, PartitionConfig, RuntimeConfig, Source
 pub use model::{Model, ModelKind};
 
 use crate::types::CheckSpec;
-use crate::SluiceError;
+use crate::error::SluiceError;
 use doc::Doc;
 use sections::Sections;
 

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use super::summary::RunSummary;
 use crate::types::RunStatus;
-use crate::SluiceError;
+use crate::error::SluiceError;
 
 /// The facts of one run, whatever its outcome.
 pub struct RunMetrics<'a> {

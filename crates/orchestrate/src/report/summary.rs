@@ -45,9 +45,7 @@ impl PartitionSummary {
             checks: Vec::new(),
         }
     }
-}
 
-impl PartitionSummary {
     /// A staged (not yet published) version: the run's counts, no manifest yet.
     pub fn of_staged(ds: &Dataset, partition: &str, run_id: &str, s: &StagedPartition) -> Self {
         PartitionSummary {
@@ -63,9 +61,7 @@ impl PartitionSummary {
             checks: Vec::new(),
         }
     }
-}
 
-impl PartitionSummary {
     /// A partition a commit removes (a rollback of the run that created it).
     pub fn removed(partition: &str) -> Self {
         PartitionSummary {

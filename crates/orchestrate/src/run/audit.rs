@@ -16,7 +16,7 @@ use sluice_transform::checks;
 
 use crate::store::{Dataset, PartitionVersion};
 use crate::types::{CheckKind, CheckResult, CheckSpec, CheckStatus, StagedPartition};
-use crate::SluiceError;
+use crate::error::SluiceError;
 
 /// Read Parquet files of the dataset into one frame (only `columns`, if given). A file that
 /// is gone was collected by gc while the run was long (or the version is being removed): a

@@ -17,7 +17,7 @@ use sluice_extract::ObjectRef;
 use sluice_transform::DimensionSpec;
 
 use super::models::cache_root;
-use crate::SluiceError;
+use crate::error::SluiceError;
 
 /// `spec`'s table for `object`: from the cache, else from `read()` (then cached).
 pub fn table(spec: &DimensionSpec, object: &ObjectRef, read: impl FnOnce() -> Result<DataFrame, SluiceError>) -> Result<DataFrame, SluiceError> {

@@ -30,7 +30,8 @@ use crate::pipeline::{ModelKind, OnBadRows, SourceFormat};
 use crate::runtime::{self, Budget, Cancel, Emitter, Measure, RunReport, Sink, Source, Stage};
 use crate::store::Attempt;
 use crate::types::{InputRecord, Partition, RunOptions, StagedPartition};
-use crate::{Pipeline, SluiceError};
+use crate::error::SluiceError;
+use crate::pipeline::Pipeline;
 
 type StageResult<T> = Result<T, (Option<String>, SluiceError)>;
 

@@ -6,7 +6,7 @@ use polars::prelude::*;
 use sluice_infer::{BatchPolicy, EmbeddingModel, FeatureValues, InferError, InputKind, InputSpec, TabularBatch};
 
 use crate::runtime::Cancel;
-use crate::SluiceError;
+use crate::error::SluiceError;
 
 /// A categorical input's vocabulary, looked up by text and, where every entry is an
 /// integer, by number (an integer column is then read without making text of it).

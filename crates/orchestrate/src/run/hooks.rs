@@ -14,7 +14,7 @@ use std::io::BufRead;
 use crossbeam_channel::select;
 
 use crate::runtime::Cancel;
-use crate::SluiceError;
+use crate::error::SluiceError;
 
 pub(crate) fn checkpoint(point: &str, cancel: &Cancel) -> Result<(), SluiceError> {
     if std::env::var("SLUICE_PANIC_AT").is_ok_and(|p| p == point) {

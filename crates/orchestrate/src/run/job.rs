@@ -23,7 +23,8 @@ use super::{execute, hooks, shards};
 use crate::report::summary::{RunStatus, RunSummary};
 use crate::store::{self, Attempt};
 use crate::types::RunOptions;
-use crate::{Pipeline, SluiceError};
+use crate::error::SluiceError;
+use crate::pipeline::Pipeline;
 
 fn run_id(opts: &RunOptions) -> Result<String, SluiceError> {
     match &opts.run_id {

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use sluice_extract::source::prefetch;
 use sluice_extract::{Location, SourceSpec, StoreKind};
 
-use crate::SluiceError;
+use crate::error::SluiceError;
 
 /// The local folder holding the model at `uri`: the folder itself for a local path, the
 /// cache entry (downloaded if needed) for an object store URI.

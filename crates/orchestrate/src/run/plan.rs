@@ -16,7 +16,8 @@ use sluice_transform::DimensionSpec;
 use crate::report::summary::{PlannedObject, PlannedPartition, RunStatus, RunSummary};
 use crate::store::{Dataset, Head, Snapshot};
 use crate::types::{Partition, RunOptions};
-use crate::{Pipeline, SluiceError};
+use crate::error::SluiceError;
+use crate::pipeline::Pipeline;
 
 pub(crate) struct Plan {
     pub run_id: String,

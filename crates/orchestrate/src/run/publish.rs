@@ -15,7 +15,8 @@ use super::manifest::{Manifest, ModelRef, PipelineRef, Rows, SchemaColumn, Stage
 use crate::report::summary::{PartitionSummary, RunStatus, RunSummary};
 use crate::store::{self, Attempt, Change, Commit, CommitOutcome, CommitRequest, Dataset, Head, PartitionVersion, Snapshot};
 use crate::types::{CheckResult, CheckStatus, CheckTally, StagedPartition};
-use crate::{Pipeline, SluiceError};
+use crate::error::SluiceError;
+use crate::pipeline::Pipeline;
 
 /// Every row of `s` is accounted for, and bad rows are within the pipeline's limit.
 fn account(s: &StagedPartition, p: &Pipeline, part: &str) -> Result<(), SluiceError> {

@@ -28,7 +28,8 @@ use crate::report::summary::{PartitionSummary, RunStatus, RunSummary};
 use crate::runtime::RunReport;
 use crate::store::{self, Attempt, Dataset};
 use crate::types::{Partition, RunOptions, Shard, StagedPartition};
-use crate::{Pipeline, SluiceError};
+use crate::error::SluiceError;
+use crate::pipeline::Pipeline;
 
 /// A shard attempt's staging record: written (create-only, under the attempt's nonce) when
 /// its share is staged; `sluice publish` reads them all.

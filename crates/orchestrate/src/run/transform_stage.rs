@@ -18,7 +18,7 @@ use sluice_transform::{parse_csv, read_emails, read_ndjson, read_parquet, type_r
 use crate::pipeline::SourceFormat;
 use crate::runtime::{Measure, Stage};
 use crate::types::{InputRecord, Partition};
-use crate::SluiceError;
+use crate::error::SluiceError;
 
 type StageResult<T> = Result<T, (Option<String>, SluiceError)>;
 

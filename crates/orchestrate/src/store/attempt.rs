@@ -25,7 +25,7 @@ use sluice_extract::{PutOutcome, Storage};
 use super::commit::{CommitOutcome, CommitRequest};
 use super::dataset::Dataset;
 use super::layout;
-use crate::SluiceError;
+use crate::error::SluiceError;
 
 /// Whether the attempt may still remove what it wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

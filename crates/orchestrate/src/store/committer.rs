@@ -11,7 +11,7 @@ use super::checkpoint::CHECKPOINT_EVERY;
 use super::commit::{Change, Commit, CommitOutcome, CommitRequest};
 use super::dataset::Dataset;
 use super::layout::commit_path;
-use crate::SluiceError;
+use crate::error::SluiceError;
 
 /// A writer that keeps losing the race to writers on other partitions gives up after this
 /// many commits (each lost race means the log grew by one).

@@ -7,7 +7,7 @@ use sluice_extract::{PutOutcome, Storage};
 use super::checkpoint::{Checkpoint, Head};
 use super::commit::{fold, Commit, PartitionVersion, Snapshot};
 use super::layout::{self, commit_path, run_dir};
-use crate::SluiceError;
+use crate::error::SluiceError;
 
 /// A versioned dataset at a storage root.
 pub struct Dataset {

@@ -3,7 +3,7 @@
 
 use chrono::Utc;
 
-use crate::SluiceError;
+use crate::error::SluiceError;
 
 /// Run ids name folders: letters, digits, '-', '_' and '.', not '.' or '..'.
 pub fn validate_run_id(id: &str) -> Result<(), SluiceError> {

@@ -28,8 +28,8 @@
 //! reversible, and recorded in the history. `snapshot(Some(n))` reads the state as of
 //! commit `n` (time travel).
 //!
-//! [`Conflict`]: crate::SluiceError::Conflict
-//! [`CommitUnknown`]: crate::SluiceError::CommitUnknown
+//! [`Conflict`]: crate::error::SluiceError::Conflict
+//! [`CommitUnknown`]: crate::error::SluiceError::CommitUnknown
 //!
 //! The rooms: [`layout`] (paths) < [`commit`] (records and folds) < [`checkpoint`] <
 //! [`dataset`] (reading the log) < [`committer`] (the commit loop) < [`attempt`] (a run's
@@ -59,7 +59,7 @@ pub use layout::attempt_dir;
 mod tests {
     use super::testing::temp_dataset;
     use super::*;
-    use crate::SluiceError;
+    use crate::error::SluiceError;
 
     fn publish<'a>(base: u64, run: &'a str, p: &str) -> CommitRequest<'a> {
         super::testing::publish(base, run, p, vec![])
