@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use sluice_orchestrate::types::Shard;
 
 #[derive(Parser)]
@@ -28,53 +28,7 @@ pub enum LogFormat {
 #[derive(Subcommand)]
 pub enum Command {
     /// Run a pipeline for one or more partitions and publish them in one commit
-    Run {
-        pipeline: PathBuf,
-        /// The partition date (fills '{date}'; same as --partition date=D)
-        #[arg(long, conflicts_with_all = ["from", "to"])]
-        date: Option<chrono::NaiveDate>,
-        /// First date of a backfill range (inclusive); each date is a partition, the whole
-        /// range is published in one commit; dates without input are skipped
-        #[arg(long, requires = "to")]
-        from: Option<chrono::NaiveDate>,
-        /// Last date of the range (inclusive)
-        #[arg(long, requires = "from")]
-        to: Option<chrono::NaiveDate>,
-        /// Print the plan (partitions, input objects and sizes, output locations); write nothing
-        #[arg(long)]
-        dry_run: bool,
-        /// Process shard I of N (0-based) of the input objects and stage it under --run-id
-        /// without publishing; then `sluice publish PIPELINE --run RUN_ID`
-        #[arg(long, value_name = "I/N", requires = "run_id")]
-        shard: Option<Shard>,
-        /// Write the run's outcome here in Prometheus text format (node_exporter textfile)
-        #[arg(long, value_name = "PATH")]
-        metrics_file: Option<PathBuf>,
-        /// A partition as KEY=VALUE; repeatable (all are published in one commit)
-        #[arg(long = "partition", value_name = "K=V")]
-        partitions: Vec<String>,
-        /// Publish a new version even if the same inputs, pipeline and model made the current one
-        #[arg(long)]
-        force: bool,
-        /// Use this run id instead of a generated one (e.g. the scheduler's)
-        #[arg(long)]
-        run_id: Option<String>,
-        /// Override the pipeline's source URI template
-        #[arg(long)]
-        input: Option<String>,
-        /// Override the pipeline's output dataset URI
-        #[arg(long)]
-        output: Option<String>,
-        /// Score with this model instead of the pipeline's (a folder or an object store URI)
-        #[arg(long)]
-        model: Option<String>,
-        /// Override a pipeline [params] entry (relative paths are from the current directory)
-        #[arg(long = "param", value_name = "K=V", value_parser = parse_kv)]
-        params: Vec<(String, String)>,
-        /// Publish even if error checks fail; the reason is recorded in the commit and manifest
-        #[arg(long, value_name = "REASON")]
-        override_checks: Option<String>,
-    },
+    Run(RunArgs),
     /// Publish what the shards of a run staged (`run --shard I/N --run-id RUN_ID`), in one commit
     Publish {
         pipeline: PathBuf,
@@ -171,4 +125,55 @@ pub fn parse_kv(s: &str) -> Result<(String, String), String> {
         Some((k, v)) if !k.is_empty() => Ok((k.to_string(), sluice_orchestrate::pipeline::absolutize_param(v))),
         _ => Err(format!("expected K=V, got '{s}'")),
     }
+}
+
+/// `sluice run`'s arguments.
+#[derive(Args)]
+pub struct RunArgs {
+    pub pipeline: PathBuf,
+    /// The partition date (fills '{date}'; same as --partition date=D)
+    #[arg(long, conflicts_with_all = ["from", "to"])]
+    pub date: Option<chrono::NaiveDate>,
+    /// First date of a backfill range (inclusive); each date is a partition, the whole
+    /// range is published in one commit; dates without input are skipped
+    #[arg(long, requires = "to")]
+    pub from: Option<chrono::NaiveDate>,
+    /// Last date of the range (inclusive)
+    #[arg(long, requires = "from")]
+    pub to: Option<chrono::NaiveDate>,
+    /// Print the plan (partitions, input objects and sizes, output locations); write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Process shard I of N (0-based) of the input objects and stage it under --run-id
+    /// without publishing; then `sluice publish PIPELINE --run RUN_ID`
+    #[arg(long, value_name = "I/N", requires = "run_id")]
+    pub shard: Option<Shard>,
+    /// Write the run's outcome here in Prometheus text format (node_exporter textfile)
+    #[arg(long, value_name = "PATH")]
+    pub metrics_file: Option<PathBuf>,
+    /// A partition as KEY=VALUE; repeatable (all are published in one commit)
+    #[arg(long = "partition", value_name = "K=V")]
+    pub partitions: Vec<String>,
+    /// Publish a new version even if the same inputs, pipeline and model made the current one
+    #[arg(long)]
+    pub force: bool,
+    /// Use this run id instead of a generated one (e.g. the scheduler's)
+    #[arg(long)]
+    pub run_id: Option<String>,
+    /// Override the pipeline's source URI template
+    #[arg(long)]
+    pub input: Option<String>,
+    /// Override the pipeline's output dataset URI
+    #[arg(long)]
+    pub output: Option<String>,
+    /// Score with this model instead of the pipeline's (a folder or an object store URI)
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Override a pipeline [params] entry (relative paths are from the current directory)
+    #[arg(long = "param", value_name = "K=V", value_parser = parse_kv)]
+    pub params: Vec<(String, String)>,
+    /// Publish even if error checks fail; the reason is recorded in the commit and manifest
+    #[arg(long, value_name = "REASON")]
+    pub override_checks: Option<String>,
+    
 }

@@ -14,7 +14,7 @@ use sluice_orchestrate::store::Dataset;
 use sluice_orchestrate::types::RunOptions;
 use sluice_orchestrate::{Pipeline, SluiceError};
 
-use crate::cli::Command;
+use crate::cli::{Command, RunArgs};
 use crate::output::print_lines;
 
 /// What a command leaves on stdout: a run's summary line, or nothing more (it printed its
@@ -23,7 +23,7 @@ pub type Outcome = Result<Option<RunSummary>, SluiceError>;
 
 pub fn dispatch(command: Command, argv: Vec<String>, cancel: &Cancel, progress: bool) -> Outcome {
     match command {
-        Command::Run { .. } => run(command, argv, cancel, progress),
+        Command::Run(args) => run(args, argv, cancel, progress),
         Command::Publish { pipeline, run_id, output, params, metrics_file: _, override_checks } => {
             let p = Pipeline::load_with(&pipeline, &params, true)?;
             job::publish(&p, &run_id, output.as_deref(), &argv, override_checks.as_deref()).map(Some)
@@ -53,13 +53,10 @@ pub fn dispatch(command: Command, argv: Vec<String>, cancel: &Cancel, progress: 
 }
 
 /// `sluice run`: the partitions from `--date`, `--from/--to` and `--partition`, then the run.
-fn run(command: Command, argv: Vec<String>, cancel: &Cancel, progress: bool) -> Outcome {
-    let Command::Run {
+fn run(args: RunArgs, argv: Vec<String>, cancel: &Cancel, progress: bool) -> Outcome {
+    let RunArgs {
         pipeline, date, from, to, dry_run, shard, metrics_file: _, mut partitions, force, run_id, input, output, model, params, override_checks,
-    } = command
-    else {
-        return Err(SluiceError::Usage("not a run".into()));
-    };
+    } = args;
     let p = Pipeline::load_with(&pipeline, &params, true)?;
     let mut dates: Vec<String> = date.iter().map(|d| format!("date={d}")).collect();
     if let (Some(from), Some(to)) = (from, to) {

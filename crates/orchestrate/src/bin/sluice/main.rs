@@ -23,7 +23,7 @@ mod cli;
 mod commands;
 mod output;
 
-use cli::{Cli, Command, LogFormat};
+use cli::{Cli, Command, LogFormat, RunArgs};
 use commands::Outcome;
 use output::{emit, summary_line, write_line};
 
@@ -118,7 +118,7 @@ fn usage_error(e: &clap::Error, writes_summary: bool) -> ExitCode {
 /// `--metrics-file` of `run` and `publish`: the file, and the pipeline's name for its labels.
 fn metrics_target(command: &Command) -> Option<(PathBuf, String)> {
     match command {
-        Command::Run { metrics_file: Some(path), pipeline, .. } | Command::Publish { metrics_file: Some(path), pipeline, .. } => {
+        Command::Run(RunArgs { metrics_file: Some(path), pipeline, .. }) | Command::Publish { metrics_file: Some(path), pipeline, .. } => {
             Some((path.clone(), pipeline.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()))
         }
         _ => None,
