@@ -141,6 +141,12 @@ def copies(fn: Function, s3, aws_keys: tuple[str, str]) -> None:
     notified = s3.get_object(Bucket=BUCKET, Key="notified/2013-01-16.csv")["Body"].read()
     check(status == 200 and out["objects"] == 1 and notified == (FLIGHTS / "2013-01-16.csv").read_bytes(), "an S3 event copies the new object")
 
+    # a key is a name, not a template: braces in it are copied, not filled
+    odd = "raw/odd {name}.csv"
+    s3.put_object(Bucket=BUCKET, Key=odd, Body=b"a\n1\n")
+    status, out = fn.invoke(s3_event(BUCKET, "raw/odd+%7Bname%7D.csv", 4))
+    check(status == 200 and out.get("objects") == 1 and out.get("bytes") == 4, f"an S3 event for a key with braces copies it ({out})")
+
     status, out = fn.invoke({"source": f"s3://{BUCKET}/raw/flights/{{date}}.csv", "dest": f"s3://{BUCKET}/landing/flights/", "date": "2013-03-01"})
     check(status == 200 and out == {"status": "skipped", "objects": 0, "bytes": 0}, f"no object for the date: skipped ({out})")
 

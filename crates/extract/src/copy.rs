@@ -21,7 +21,13 @@ pub struct Extracted {
 /// Both are checked against `policy` (the filled source) before anything is read. Nothing
 /// to copy is not an error: the status is `skipped` and `dest` is not touched.
 pub fn extract(source: &str, dest: &str, vars: &[(String, String)], policy: &Policy) -> Result<Extracted, ExtractError> {
-    let from = Location::parse(&expand_template(source, vars)?, None)?;
+    copy_location(&expand_template(source, vars)?, dest, policy)
+}
+
+/// Copy the object at `source` (every object under it, for a prefix ending with `/`) to
+/// `dest`: [`extract`] for a URI that is no template (an S3 key may hold `{` and `}`).
+pub fn copy_location(source: &str, dest: &str, policy: &Policy) -> Result<Extracted, ExtractError> {
+    let from = Location::parse(source, None)?;
     policy.check(&from, Role::Source)?;
     let to = Location::parse(dest, None)?;
     policy.check(&to, Role::Dest)?;

@@ -23,7 +23,7 @@ use aws_lambda_events::event::s3::S3Event;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::copy::{extract, Extracted};
+use crate::copy::{copy_location, extract, Extracted};
 use crate::{ExtractError, Policy};
 
 /// The environment variable naming where S3-event objects are copied to.
@@ -106,7 +106,7 @@ fn copy_notified(event: &S3Event, policy: &Policy) -> Result<Extracted, EventErr
         let (Some(bucket), Some(key)) = (&record.s3.bucket.name, &record.s3.object.key) else {
             return Err(EventError::Invalid("S3 event record without bucket name or object key".into()));
         };
-        let done = extract(&format!("s3://{bucket}/{}", decode_key(key)?), &dest, &[], policy)?;
+        let done = copy_location(&format!("s3://{bucket}/{}", decode_key(key)?), &dest, policy)?;
         total.objects += done.objects;
         total.bytes += done.bytes;
         total.copied.extend(done.copied);

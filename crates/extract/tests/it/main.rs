@@ -129,3 +129,21 @@ fn a_file_that_holds_more_than_its_listed_size_fails_instead_of_a_short_copy() {
     assert_eq!(last["status"], "failed");
     assert!(!dest.join("environ").exists(), "no short copy");
 }
+
+/// A name with braces is a name, not a template, when it is copied as a location (S3 event
+/// keys may hold `{` and `}`).
+#[test]
+fn a_location_with_braces_in_its_name_is_copied_as_it_is() {
+    use sluice_extract::copy::copy_location;
+    use sluice_extract::Policy;
+    let dir = std::env::temp_dir().join(format!("sluice-extract-it-braces-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::write(dir.join("src/day {x}.csv"), b"a\n1\n").unwrap();
+    let done = copy_location(dir.join("src/day {x}.csv").to_str().unwrap(), dir.join("dest").to_str().unwrap(), &Policy::open()).unwrap();
+    assert_eq!((done.status, done.objects, done.bytes), ("copied", 1, 4));
+    use sha2::Digest;
+    assert_eq!(done.copied[0].sha256, hex::encode(sha2::Sha256::digest(b"a\n1\n")));
+    assert!(done.copied[0].source.ends_with("/src/day {x}.csv"), "{}", done.copied[0].source);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
