@@ -42,6 +42,10 @@ impl Storage {
         Ok(config::runtime()?.block_on(f))
     }
 
+    fn local_err(&self, rel: &str, e: std::io::Error) -> ExtractError {
+        ExtractError::Store { uri: self.uri_of(rel), message: e.to_string() }
+    }
+
     /// Whether objects can be written here (plain HTTP cannot).
     pub fn is_writable(&self) -> bool {
         self.root.is_writable()
@@ -126,7 +130,7 @@ impl Storage {
         if bytes.len() as u64 != seen.size {
             return Err(changed(format!("{} bytes read, {} when listed", bytes.len(), seen.size)));
         }
-        if self.root.kind == StoreKind::Local && has_bytes_past(&self.uri_of(rel), seen.size)? {
+        if self.root.kind == StoreKind::Local && has_bytes_past(&path, seen.size).map_err(|e| self.local_err(rel, e))? {
             return Err(changed(format!("the file holds more than the {} bytes its size says", seen.size)));
         }
         Ok(bytes)
@@ -227,15 +231,14 @@ fn same_etag(a: &str, b: &str) -> bool {
     bare(a) == bare(b)
 }
 
-/// Whether the local file at `path` has a byte at offset `size` (its listed size).
-fn has_bytes_past(path: &str, size: u64) -> Result<bool, ExtractError> {
+/// Whether the local file at `path` (a store path, mapped to the file system as the local
+/// store maps it) has a byte at offset `size`, its listed size.
+fn has_bytes_past(path: &Path, size: u64) -> std::io::Result<bool> {
     use std::io::{Read, Seek, SeekFrom};
-    let read = || -> std::io::Result<bool> {
-        let mut f = std::fs::File::open(path)?;
-        f.seek(SeekFrom::Start(size))?;
-        Ok(f.read(&mut [0u8; 1])? > 0)
-    };
-    read().map_err(|e| ExtractError::Store { uri: path.to_string(), message: e.to_string() })
+    let file = object_store::local::LocalFileSystem::new().path_to_filesystem(path).map_err(std::io::Error::other)?;
+    let mut f = std::fs::File::open(file)?;
+    f.seek(SeekFrom::Start(size))?;
+    Ok(f.read(&mut [0u8; 1])? > 0)
 }
 
 #[cfg(test)]
