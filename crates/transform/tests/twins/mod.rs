@@ -18,18 +18,21 @@ pub fn crlf_twin(data: &[u8]) -> Vec<u8> {
     out
 }
 
-/// String values with `\r\n` read as `\n`: a line end inside a quoted field is the one
-/// thing a twin changes.
+/// String values and column names with `\r\n` read as `\n`: a line end inside a quoted
+/// field (of a record, or of the header) is the one thing a twin changes.
 fn normalized(df: &DataFrame) -> DataFrame {
     let columns = df
         .columns()
         .iter()
-        .map(|c| match c.str() {
-            Ok(s) => {
-                let v: StringChunked = s.iter().map(|v| v.map(|v| v.replace("\r\n", "\n"))).collect();
-                v.with_name(c.name().clone()).into_column()
+        .map(|c| {
+            let name: PlSmallStr = c.name().replace("\r\n", "\n").into();
+            match c.str() {
+                Ok(s) => {
+                    let v: StringChunked = s.iter().map(|v| v.map(|v| v.replace("\r\n", "\n"))).collect();
+                    v.with_name(name).into_column()
+                }
+                Err(_) => c.clone().with_name(name),
             }
-            Err(_) => c.clone(),
         })
         .collect();
     DataFrame::new(df.height(), columns).expect("same columns")
