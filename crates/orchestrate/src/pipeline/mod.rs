@@ -82,13 +82,11 @@ impl Pipeline {
         let sha256 = hex::encode(Sha256::digest(&bytes));
         let text = String::from_utf8(bytes).map_err(|_| fail(vec!["not UTF-8".into()]))?;
         let doc = Doc::parse(&text).map_err(|e| fail(vec![e]))?;
-        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let mut errors = Vec::new();
         let sections = Sections::read(&doc, overrides, &mut errors);
         register_storage_options(&sections, &mut errors);
-        let resolved = resolve(sections, &base, check_model_dir, &mut errors);
-        match resolved {
-            Some(p) if errors.is_empty() => Ok(Pipeline { path: path.to_path_buf(), sha256, ..p }),
+        match resolve(sections, path, sha256, check_model_dir, &mut errors) {
+            Some(p) if errors.is_empty() => Ok(p),
             _ => Err(fail(errors)),
         }
     }
@@ -111,9 +109,10 @@ fn register_storage_options(sections: &Sections, errors: &mut Vec<String>) {
     }
 }
 
-/// Validate each section and make the pipeline (its path and sha256 left for the caller);
-/// `None` when a required section is missing.
-fn resolve(s: Sections, base: &Path, check_model_dir: bool, errors: &mut Vec<String>) -> Option<Pipeline> {
+/// Validate each section and make the pipeline of the file at `path` (absolute) with these
+/// bytes' `sha256`; `None` when a required section is missing.
+fn resolve(s: Sections, path: &Path, sha256: String, check_model_dir: bool, errors: &mut Vec<String>) -> Option<Pipeline> {
+    let base = &path.parent().map(Path::to_path_buf).unwrap_or_default();
     let csv = s.source.as_ref().map(|src| validate::source(src, s.partition.as_ref(), base, errors));
     if let Some(p) = &s.partition {
         validate::partition(p, errors);
@@ -127,8 +126,8 @@ fn resolve(s: Sections, base: &Path, check_model_dir: bool, errors: &mut Vec<Str
     }
     validate::runtime(&s.runtime, errors);
     Some(Pipeline {
-        path: PathBuf::new(),
-        sha256: String::new(),
+        path: path.to_path_buf(),
+        sha256,
         name: s.name,
         source: s.source?,
         csv: csv?,

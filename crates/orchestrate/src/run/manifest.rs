@@ -20,15 +20,6 @@ pub enum Stages {
     Shards { shards: BTreeMap<String, Option<RunReport>> },
 }
 
-impl Stages {
-    /// The stage that bounded the run (a sharded run has one per shard: none here).
-    pub fn bottleneck(&self) -> Option<&str> {
-        match self {
-            Stages::Run(r) => r.bottleneck.as_deref(),
-            Stages::Shards { .. } => None,
-        }
-    }
-}
 
 /// What one manifest records.
 #[derive(Debug, Serialize)]
