@@ -6,8 +6,9 @@
 #   eval "$(tests/object_stores.sh start)"   # sets SLUICE_TEST_S3 / SLUICE_TEST_AZURE / ..._PIDS
 #   tests/object_stores.sh stop              # stops what `start` started (by PID)
 #
-# Also installs boto3, pyarrow and azure-storage-blob into the same venv: the tests use them to
-# read a published version the way a downstream reader does.
+# Also installs boto3, pyarrow, azure-storage-blob and the Delta Lake readers (deltalake, Polars,
+# delta-kernel-rust-sharing-wrapper) into the same venv: the tests use them to read a published
+# version the way a downstream reader does.
 set -euo pipefail
 CACHE="${SLUICE_CACHE:-$HOME/.cache/sluice}"
 VENV="$CACHE/objectstore-venv"
@@ -15,9 +16,10 @@ AZURITE="$CACHE/azurite"
 LOGS="${SLUICE_STORE_LOGS:-$CACHE/store-logs}"
 
 install() {
-    if [ ! -x "$VENV/bin/moto_server" ] || ! "$VENV/bin/python" -c 'import pyarrow, boto3, azure.storage.blob' 2>/dev/null; then
+    if [ ! -x "$VENV/bin/moto_server" ] || ! "$VENV/bin/python" -c 'import pyarrow, boto3, azure.storage.blob, deltalake, polars, delta_kernel_rust_sharing_wrapper' 2>/dev/null; then
         python3 -m venv "$VENV" >&2
-        "$VENV/bin/pip" install --quiet --disable-pip-version-check 'moto[server]==5.*' boto3 pyarrow azure-storage-blob >&2
+        "$VENV/bin/pip" install --quiet --disable-pip-version-check 'moto[server]==5.*' boto3 pyarrow azure-storage-blob \
+            'deltalake==1.*' 'polars==2.*' delta-kernel-rust-sharing-wrapper >&2
     fi
     if [ ! -x "$AZURITE/node_modules/.bin/azurite-blob" ]; then
         mkdir -p "$AZURITE"

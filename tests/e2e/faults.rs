@@ -223,7 +223,7 @@ fn a_failed_commit_write_keeps_the_files_and_a_retry_finds_out() {
     cmd.env("SLUICE_HOLD_AT", "commit");
     let mut run = Running::spawn(cmd);
     run.wait_for("holding at commit");
-    let log = ds.join("_sluice/commits");
+    let log = ds.join("_delta_log");
     std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o555)).unwrap();
     run.release();
     let out = run.finish();

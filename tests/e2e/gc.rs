@@ -18,17 +18,25 @@ fn gc(ds: &Path, now: DateTime<Utc>, extra: &[&str]) -> Out {
     sluice_env(&args, &[("SLUICE_GC_NOW", &now.to_rfc3339())])
 }
 
-/// Dataset files outside `_sluice/`.
+/// The files attempts wrote: data files, and manifests and quarantines under
+/// `_sluice/versions/` (not the log, not shard records).
 fn data_files(ds: &Path) -> Vec<PathBuf> {
-    let mut f: Vec<PathBuf> = files_under(ds).into_iter().filter(|f| !f.starts_with(ds.join("_sluice"))).collect();
+    let mut f: Vec<PathBuf> =
+        files_under(ds).into_iter().filter(|f| !f.starts_with(ds.join("_sluice/runs")) && !f.starts_with(ds.join("_delta_log"))).collect();
     f.sort();
     f
 }
 
-/// The attempt folder of the version `commit` published for `partition`.
+/// The attempt folder of the version `commit` published for `partition` (its data files').
 fn version_dir(ds: &Path, commit: usize, partition: &str) -> PathBuf {
     let v = &commit_records(ds)[commit - 1]["partitions"][partition];
-    ds.join(v["manifest"].as_str().unwrap()).parent().unwrap().to_path_buf()
+    ds.join(v["files"][0].as_str().unwrap()).parent().unwrap().to_path_buf()
+}
+
+/// Whether `f` is a file of the attempt folder `dir`: in it, or its manifest or quarantine.
+fn within(f: &Path, dir: &Path) -> bool {
+    let ds = dir.ancestors().nth(3).unwrap();
+    f.starts_with(dir) || f.starts_with(ds.join("_sluice/versions").join(dir.strip_prefix(ds).unwrap()))
 }
 
 fn version_of(ds: &Path, commit: usize, partition: &str) -> String {
@@ -59,7 +67,7 @@ fn gc_collects_exactly_what_is_out_of_the_window_and_keeps_the_rest() {
     let (v1, v2, v3) = (version_of(&ds, 1, &part), version_of(&ds, 2, &part), version_of(&ds, 3, &part));
     let (d1, d2, d3) = (version_dir(&ds, 1, &part), version_dir(&ds, 2, &part), version_dir(&ds, 3, &part));
     let before = data_files(&ds);
-    let debris: Vec<&PathBuf> = before.iter().filter(|f| ![&d1, &d2, &d3].iter().any(|d| f.starts_with(d))).collect();
+    let debris: Vec<&PathBuf> = before.iter().filter(|f| ![&d1, &d2, &d3].iter().any(|d| within(f, d))).collect();
     assert!(!debris.is_empty(), "the killed run left files");
 
     // a cutoff between commits 2 and 3: v1 was replaced before it, v2 after it (in the window)
@@ -74,7 +82,7 @@ fn gc_collects_exactly_what_is_out_of_the_window_and_keeps_the_rest() {
     assert_eq!(s["kept"]["young_attempts"], 1, "the killed run's files are younger than the cutoff");
     let group = &s["groups"][0];
     assert_eq!((group["kind"].as_str(), group["name"].as_str()), (Some("version"), Some(format!("{part}@{v1}").as_str())));
-    let v1_files: Vec<&PathBuf> = before.iter().filter(|f| f.starts_with(&d1)).collect();
+    let v1_files: Vec<&PathBuf> = before.iter().filter(|f| within(f, &d1)).collect();
     assert_eq!(group["files"], v1_files.len());
     assert_eq!(group["bytes"], v1_files.iter().map(|f| f.metadata().unwrap().len()).sum::<u64>());
     assert_eq!(data_files(&ds), before, "a dry run deletes nothing");
@@ -85,9 +93,9 @@ fn gc_collects_exactly_what_is_out_of_the_window_and_keeps_the_rest() {
     let s = applied.summary();
     assert_eq!((s["status"].as_str(), s["commit"].as_u64()), (Some("collected"), Some(4)));
     let after = data_files(&ds);
-    assert!(after.iter().all(|f| !f.starts_with(&d1)), "v1 is gone");
+    assert!(after.iter().all(|f| !within(f, &d1)), "v1 is gone");
     assert_eq!(after.len() as u64 + s["files"].as_u64().unwrap(), before.len() as u64, "exactly the files it reported");
-    assert!(after.iter().any(|f| f.starts_with(&d2)) && after.iter().any(|f| f.starts_with(&d3)));
+    assert!(after.iter().any(|f| within(f, &d2)) && after.iter().any(|f| within(f, &d3)));
     check_show(&ds);
     assert_eq!(sluice(&["show", ds.to_str().unwrap(), "--as-of", "2", "--json"]).code, 0, "in the window: time travel works");
     let back = sluice(&["rollback", ds.to_str().unwrap(), "--partition", &part, "--to", &v2]);
@@ -115,13 +123,13 @@ fn gc_collects_exactly_what_is_out_of_the_window_and_keeps_the_rest() {
     assert_eq!(s["kept"]["pinned"], 1);
     assert_eq!(s["debris"].as_array().unwrap().len(), 1, "{s}");
     let left = data_files(&ds);
-    assert!(left.iter().all(|f| f.starts_with(&d2) || f.starts_with(&d3)), "only the pinned and the current version: {left:?}");
+    assert!(left.iter().all(|f| within(f, &d2) || within(f, &d3)), "only the pinned and the current version: {left:?}");
 
     let unpin = sluice(&["unpin", ds.to_str().unwrap(), "--partition", &part, "--version", &v2]);
     assert_eq!(unpin.code, 0, "{}", unpin.stderr);
     let last = gc(&ds, Utc::now() + Age::days(30), &["--apply"]);
     assert_eq!(last.summary()["versions_collected"], json_list(&[&format!("{part}@{v2}")]));
-    assert!(data_files(&ds).iter().all(|f| f.starts_with(&d3)));
+    assert!(data_files(&ds).iter().all(|f| within(f, &d3)));
     check_show(&ds);
     // nothing left to do
     let again = gc(&ds, Utc::now() + Age::days(30), &["--apply"]);

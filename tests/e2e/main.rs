@@ -21,6 +21,7 @@ mod batching;
 mod concurrency;
 mod contract;
 mod crash;
+mod delta;
 mod faults;
 mod gc;
 mod history;
@@ -239,12 +240,42 @@ fn commits(dataset: &Path) -> usize {
     commit_records(dataset).len()
 }
 
-/// The commit records on disk, in order (the test reads what any reader would).
+/// The commit records on disk, in order (the test reads the Delta log as any reader would).
 fn commit_records(dataset: &Path) -> Vec<Value> {
-    let Ok(dir) = std::fs::read_dir(dataset.join("_sluice/commits")) else { return Vec::new() };
+    let Ok(dir) = std::fs::read_dir(dataset.join("_delta_log")) else { return Vec::new() };
     let mut names: Vec<PathBuf> = dir.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "json")).collect();
     names.sort();
-    names.iter().map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()).collect()
+    names.iter().skip(1).map(|p| delta_commit(&std::fs::read(p).unwrap())).collect()
+}
+
+/// One Delta commit file as sluice's commit record: the record sluice keeps in
+/// `commitInfo`, with `partitions` rebuilt from the `add` and `remove` actions (each
+/// partition's version, files in order, rows, manifest and fingerprint from the adds'
+/// `sluice.*` tags; a partition only removed is null).
+fn delta_commit(bytes: &[u8]) -> Value {
+    let actions: Vec<Value> = String::from_utf8_lossy(bytes).lines().filter(|l| !l.is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect();
+    let mut record = actions.iter().find_map(|a| a["commitInfo"].get("sluice").cloned()).unwrap_or_else(|| serde_json::json!({}));
+    let part = |a: &Value| a["partitionValues"].as_object().unwrap().iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap())).next().unwrap();
+    let mut partitions = serde_json::Map::new();
+    for r in actions.iter().filter_map(|a| a.get("remove")) {
+        partitions.insert(part(r), Value::Null);
+    }
+    let mut adds: Vec<&Value> = actions.iter().filter_map(|a| a.get("add")).collect();
+    adds.sort_by_key(|a| a["tags"]["sluice.file"].as_str().unwrap().parse::<u64>().unwrap());
+    for a in adds {
+        let rows = serde_json::from_str::<Value>(a["stats"].as_str().unwrap()).unwrap()["numRecords"].as_u64().unwrap();
+        let v = partitions.entry(part(a)).or_insert(Value::Null);
+        if v.is_null() {
+            let t = &a["tags"];
+            let checks = t["sluice.checks"].as_str().map_or(Value::Null, |c| serde_json::from_str(c).unwrap());
+            *v = serde_json::json!({"version": t["sluice.version"], "manifest": t["sluice.manifest"], "fingerprint": t["sluice.fingerprint"], "checks": checks,
+                                     "published_in": t["sluice.publishedIn"].as_str().unwrap().parse::<u64>().unwrap(), "files": [], "rows": 0});
+        }
+        v["files"].as_array_mut().unwrap().push(a["path"].clone());
+        v["rows"] = (v["rows"].as_u64().unwrap() + rows).into();
+    }
+    record["partitions"] = Value::Object(partitions);
+    record
 }
 
 /// The manifest of `version` of `partition`, found through the commit log.
@@ -277,7 +308,7 @@ fn unreferenced_files(dataset: &Path) -> Vec<PathBuf> {
     let referenced = referenced_files(dataset);
     files_under(dataset)
         .into_iter()
-        .filter(|f| !f.starts_with(dataset.join("_sluice")) && !referenced.contains(f))
+        .filter(|f| !f.starts_with(dataset.join("_sluice")) && !f.starts_with(dataset.join("_delta_log")) && !referenced.contains(f))
         // quarantine files are listed in manifests, not in commits
         .filter(|f| f.file_name().is_none_or(|n| n != "quarantine.parquet"))
         .collect()

@@ -79,6 +79,19 @@ impl Location {
     pub fn is_writable(&self) -> bool {
         self.kind != StoreKind::Http
     }
+
+    /// This location as a folder URL whose path is its path inside [`Location::store`]
+    /// (`file:///abs/dir/`, `s3://bucket/prefix/`): what a library that addresses objects
+    /// by URL on this same store (the Delta log's engine) needs. A path-style HTTPS URL's
+    /// bucket is not in it: the store is rooted there already.
+    pub fn folder_url(&self) -> Result<Url, ExtractError> {
+        let mut url = match self.kind {
+            StoreKind::Local => Url::parse("file:///").map_err(|e| invalid(&self.uri, &e.to_string()))?,
+            _ => Url::parse(&self.base).map_err(|e| invalid(&self.uri, &e.to_string()))?,
+        };
+        url.set_path(&format!("/{}/", self.path.as_ref()).replace("//", "/"));
+        Ok(url)
+    }
 }
 
 fn invalid(uri: &str, reason: &str) -> ExtractError {

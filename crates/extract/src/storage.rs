@@ -63,6 +63,11 @@ impl Storage {
         self.root.uri.trim_end_matches('/')
     }
 
+    /// The root as a folder URL on [`Storage::store`] (see [`Location::folder_url`]).
+    pub fn folder_url(&self) -> Result<url::Url, ExtractError> {
+        self.root.folder_url()
+    }
+
     pub fn store(&self) -> &Arc<dyn ObjectStore> {
         &self.root.store
     }

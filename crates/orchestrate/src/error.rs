@@ -47,6 +47,9 @@ pub enum SluiceError {
     /// An input, dimension or model changed between planning and reading.
     #[error("{uri} changed while the run was reading it ({detail}); re-run to process the new version")]
     Changed { uri: String, detail: String },
+    /// Another engine changed the table's files in a way sluice does not fold.
+    #[error("{dataset}: version {version} of the Delta log ({operation}) was written by another engine and adds or removes data files; sluice does not fold other writers' file changes and stops here rather than lose or resurrect data. Undo it with that engine (e.g. RESTORE to version {before}) or publish to a new dataset")]
+    ForeignCommit { dataset: String, version: u64, before: u64, operation: String },
     #[error("{0}")]
     Store(String),
     #[error(transparent)]
@@ -74,7 +77,7 @@ impl SluiceError {
 
     pub fn exit_code(&self) -> u8 {
         match self {
-            SluiceError::Pipeline { .. } | SluiceError::Usage(_) => exit::USAGE,
+            SluiceError::Pipeline { .. } | SluiceError::Usage(_) | SluiceError::ForeignCommit { .. } => exit::USAGE,
             SluiceError::NoInput { .. } => exit::NOTHING_TO_DO,
             SluiceError::BadInput(_) | SluiceError::TooManyBadRows { .. } | SluiceError::ChecksFailed { .. } => exit::BAD_INPUT,
             SluiceError::Transform(

@@ -28,7 +28,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::store::layout::{classify, Listed};
-use crate::store::{self, attempt_dir, Change, Commit, CommitRequest, Dataset, GcRecord};
+use crate::store::{self, attempt_dir, Change, Commit, CommitRequest, Dataset, GcRecord, Pin};
 use crate::error::SluiceError;
 
 /// Below this a retention is refused unless asked for explicitly.
@@ -111,9 +111,8 @@ fn replaced_at(log: &[Commit]) -> BTreeMap<(String, String), DateTime<Utc>> {
     ended
 }
 
-fn plan(ds: &Dataset, log: &[Commit], cutoff: DateTime<Utc>) -> Result<Plan, SluiceError> {
+fn plan(ds: &Dataset, log: &[Commit], pins: &[Pin], cutoff: DateTime<Utc>) -> Result<Plan, SluiceError> {
     let snap = store::fold(log, None);
-    let pins = store::pins(log);
     let ended = replaced_at(log);
     // every version any commit referenced, by its attempt folder
     let mut by_dir: BTreeMap<String, (String, String)> = BTreeMap::new();
@@ -194,7 +193,8 @@ pub fn gc(ds: &Dataset, retain: Duration, apply: bool, now: DateTime<Utc>, comma
     for _ in 0..MAX_PLAN_ATTEMPTS {
         let log = ds.log()?;
         let base = log.len() as u64;
-        let Plan { mut record, delete, groups, kept } = plan(ds, &log, cutoff)?;
+        let head = ds.head_at(Some(base))?;
+        let Plan { mut record, delete, groups, kept } = plan(ds, &log, &head.pins(), cutoff)?;
         record.retain_s = retain.as_secs();
         let mut summary = GcSummary {
             status: if apply { "collected" } else { "dry_run" },
@@ -214,7 +214,7 @@ pub fn gc(ds: &Dataset, retain: Duration, apply: bool, now: DateTime<Utc>, comma
             return Ok(summary);
         }
         let gc_id = format!("gc-{}", store::new_run_id());
-        let req = CommitRequest::new(base, Change::Gc { gc: record }, &gc_id, BTreeMap::new(), command);
+        let req = CommitRequest::new(base, Change::Gc { gc: record }, &gc_id, BTreeMap::new(), command).on(&BTreeMap::new(), head.table.as_ref());
         match ds.commit(req) {
             Ok(outcome) => {
                 let n = match outcome {

@@ -113,7 +113,8 @@ pub fn pin(ds: &Dataset, partition: &str, version: &str, pinned: bool, note: Opt
     if let Some(e) = collected_error(&log, partition, version).filter(|_| pinned) {
         return Err(e);
     }
-    let is_pinned = store::pins(&log).iter().any(|p| p.partition == partition && p.version == version);
+    let head = ds.head_at(Some(log.len() as u64))?;
+    let is_pinned = head.pins().iter().any(|p| p.partition == partition && p.version == version);
     let status = if pinned { "pinned" } else { "unpinned" };
     let line = |status: &str, commit: u64| json!({"status": status, "dataset": ds.uri(), "partition": partition, "version": version, "commit": commit});
     if is_pinned == pinned {
@@ -121,7 +122,7 @@ pub fn pin(ds: &Dataset, partition: &str, version: &str, pinned: bool, note: Opt
     }
     let id = format!("{}-{}", if pinned { "pin" } else { "unpin" }, store::new_run_id());
     let change = PinChange { partition: partition.to_string(), version: version.to_string(), pinned, note };
-    let req = CommitRequest::new(log.len() as u64, Change::Pin { pins: vec![change] }, &id, BTreeMap::new(), command);
+    let req = CommitRequest::new(log.len() as u64, Change::Pin { pins: vec![change] }, &id, BTreeMap::new(), command).on(&BTreeMap::new(), head.table.as_ref());
     let commit = match ds.commit(req)? {
         CommitOutcome::Committed(n) | CommitOutcome::AlreadyPublished(n) => n,
     };
@@ -142,7 +143,11 @@ pub fn snapshot_as_of(ds: &Dataset, as_of: Option<&str>) -> Result<Snapshot, Slu
             log.iter().filter(|c| c.timestamp <= t.with_timezone(&Utc)).map(|c| c.commit).max().unwrap_or(0)
         }
     };
-    let snap = ds.snapshot_in(&log, n)?;
+    if n > log.len() as u64 {
+        return Err(SluiceError::Usage(format!("{}: no commit {n} (latest is {})", ds.uri(), log.len())));
+    }
+    // the state as Delta's log replay gives it (from the newest checkpoint at or before n)
+    let snap = ds.snapshot(Some(n))?;
     check_not_collected(&log, &snap)?;
     Ok(snap)
 }
@@ -189,7 +194,8 @@ pub fn rollback(ds: &Dataset, target: &RollbackTarget, command: &[String]) -> Re
         return Ok(RunSummary::new(RunStatus::UpToDate, &action_id, ds, started).with_partitions(summaries).with_commit(snap.commit));
     }
     let previous = moves.keys().map(|p| (p.clone(), snap.partitions.get(p).map(|v| v.version.clone()))).collect();
-    let req = CommitRequest::new(snap.commit, Change::Rollback { previous }, &action_id, moves, command);
+    let head = ds.head_at(Some(snap.commit))?;
+    let req = CommitRequest::new(snap.commit, Change::Rollback { previous }, &action_id, moves, command).on(&snap.partitions, head.table.as_ref());
     let commit = match ds.commit(req)? {
         CommitOutcome::Committed(n) | CommitOutcome::AlreadyPublished(n) => n,
     };

@@ -23,13 +23,14 @@ use sluice_transform::{DimensionSpec, Dimensions, TransformError, Transformer};
 
 use super::dimcache;
 use super::features::{embedding_column, tabular_batch, vocabularies, Vocabulary};
+use super::delta_out;
 use super::parquet_out::parquet_bytes;
 use super::plan::Plan;
 use super::transform_stage::{Batch, PartRows, RawItem, RawPart, TransformStage};
 use crate::pipeline::{ModelKind, OnBadRows, SourceFormat};
 use crate::runtime::{self, Budget, Cancel, Emitter, Measure, RunReport, Sink, Source, Stage};
 use crate::store::Attempt;
-use crate::types::{InputRecord, Partition, RunOptions, StagedPartition};
+use crate::types::{FileStats, InputRecord, Partition, RunOptions, StagedPartition};
 use crate::error::SluiceError;
 use crate::pipeline::Pipeline;
 
@@ -172,7 +173,10 @@ struct EncodedPart {
     rows: PartRows,
     /// At least one file (an all-filtered part has an empty one, for its schema).
     files: Vec<Bytes>,
+    /// One per file.
+    stats: Vec<FileStats>,
     schema: Vec<(String, String)>,
+    table_schema: serde_json::Value,
 }
 
 struct Encoded(Vec<EncodedPart>);
@@ -205,6 +209,7 @@ impl Stage for EncodeStage {
         for seg in b.segments {
             let frame = seg.frame.drop_many(self.drop_columns.iter().map(String::as_str));
             let schema: Vec<(String, String)> = frame.schema().iter().map(|(n, t)| (n.to_string(), t.to_string())).collect();
+            let table_schema = delta_out::table_schema(frame.schema()).map_err(|e| (None, e))?;
             let mut offset = 0;
             for rows in seg.parts {
                 let part = Some(rows.partition.clone());
@@ -216,14 +221,17 @@ impl Stage for EncodeStage {
                 kv.push(("sluice.inputs".into(), serde_json::Value::from(inputs).to_string()));
                 let mine = frame.slice(offset as i64, rows.rows);
                 offset += rows.rows;
-                let mut files = Vec::new();
+                let (mut files, mut stats) = (Vec::new(), Vec::new());
+                let key = rows.partition.split_once('=').map_or("", |(k, _)| k).to_string();
                 let mut at = 0;
                 while at < mine.height() || files.is_empty() {
                     let chunk = mine.slice(at as i64, self.max_rows_per_file);
-                    files.push(Bytes::from(parquet_bytes(&chunk, kv.clone()).map_err(err)?));
+                    let bytes = parquet_bytes(&chunk, kv.clone()).map_err(err)?;
+                    stats.push(delta_out::file_stats(&chunk, bytes.len(), &key));
+                    files.push(Bytes::from(bytes));
                     at += self.max_rows_per_file;
                 }
-                out.push(EncodedPart { rows, files, schema: schema.clone() });
+                out.push(EncodedPart { rows, files, stats, schema: schema.clone(), table_schema: table_schema.clone() });
             }
         }
         Ok(Encoded(out))
@@ -234,6 +242,8 @@ impl Stage for EncodeStage {
 #[derive(Debug, Default)]
 pub struct Written {
     pub files: Vec<String>,
+    pub file_stats: Vec<FileStats>,
+    pub table_schema: serde_json::Value,
     pub quarantine_file: Option<String>,
     pub rows_in: u64,
     pub rows_out: u64,
@@ -263,14 +273,16 @@ impl Sink for WriteSink {
             let w = self.parts.entry(rows.partition.clone()).or_default();
             if w.schema.is_empty() {
                 w.schema = p.schema;
+                w.table_schema = p.table_schema;
             }
-            for bytes in p.files {
+            for (bytes, stats) in p.files.into_iter().zip(p.stats) {
                 // an all-filtered part's empty file only where the partition has no file yet
                 if rows.rows == 0 && !w.files.is_empty() {
                     continue;
                 }
                 let rel = self.attempt.put_data(&rows.partition, w.files.len(), bytes).map_err(|e| (part.clone(), e))?;
                 w.files.push(rel);
+                w.file_stats.push(stats);
             }
             w.rows_in += rows.rows_read as u64;
             w.rows_out += rows.rows as u64;
@@ -431,6 +443,8 @@ fn staged(fingerprint: String, w: Written) -> StagedPartition {
         first_bad_row: w.quarantine.as_ref().and_then(first_bad_row).map(|e| e.to_string()),
         quarantine_files: w.quarantine_file.into_iter().collect(),
         files: w.files,
+        file_stats: w.file_stats,
+        table_schema: w.table_schema,
         rows_in: w.rows_in,
         rows_out: w.rows_out,
         filtered_by: w.filtered,

@@ -89,6 +89,7 @@ fn execute_and_publish(
     let bottleneck = report.bottleneck.clone();
     let publication = Publication {
         current: &plan.snapshot.partitions,
+        table: plan.head.table.as_ref(),
         override_checks: opts.override_checks.as_deref(),
         p,
         dataset: &plan.dataset,

@@ -13,7 +13,7 @@ use sluice_extract::ObjectRef;
 use super::audit;
 use super::manifest::{Manifest, ModelRef, PipelineRef, Rows, SchemaColumn, Stages};
 use crate::report::summary::{PartitionSummary, RunStatus, RunSummary};
-use crate::store::{self, Attempt, Change, Commit, CommitOutcome, CommitRequest, Dataset, Head, PartitionVersion, Snapshot};
+use crate::store::{self, Attempt, Change, Commit, CommitOutcome, CommitRequest, Dataset, Head, PartitionVersion, Snapshot, TableMeta};
 use crate::types::{CheckResult, CheckStatus, CheckTally, StagedPartition};
 use crate::error::SluiceError;
 use crate::pipeline::Pipeline;
@@ -55,8 +55,11 @@ pub(crate) struct Publication<'a> {
     pub started_at: chrono::DateTime<Utc>,
     /// The commit the run's decisions were made on.
     pub base_commit: u64,
-    /// The partitions' current versions (what the checks compare with).
+    /// The partitions' current versions (what the checks compare with, what the commit
+    /// replaces).
     pub current: &'a BTreeMap<String, PartitionVersion>,
+    /// The table's metaData as read (`None`: no table yet).
+    pub table: Option<&'a TableMeta>,
     /// `--override-checks`: publish even if `error` checks fail, recording this reason.
     pub override_checks: Option<&'a str>,
 }
@@ -69,7 +72,7 @@ pub(crate) struct Publication<'a> {
 /// The run id's publish commit, if the log (`head`) has one: every attempt of it is then
 /// done, even if its inputs are gone by now.
 pub(crate) fn published_before(dataset: &Dataset, head: &Head, run_id: &str, started: Instant) -> Result<Option<RunSummary>, SluiceError> {
-    match head.published_by(run_id) {
+    match head.published_by(run_id)? {
         Some(n) => Ok(Some(already_published(dataset, &dataset.read_commit(n)?, started))),
         None => Ok(None),
     }
@@ -111,7 +114,7 @@ fn publish_staged(
     publication: &Publication<'_>,
     staged: &BTreeMap<String, StagedPartition>,
 ) -> Result<(CommitOutcome, Vec<PartitionSummary>), SluiceError> {
-    let Publication { p, dataset, model_dir, model_id, dim_refs, command, stages, started_at, base_commit, override_checks, .. } =
+    let Publication { p, dataset, model_dir, model_id, dim_refs, command, stages, started_at, base_commit, override_checks, current, table } =
         publication;
     let run_id = attempt.run_id();
     let audits = audit_all(publication, run_id, staged)?;
@@ -161,6 +164,7 @@ fn publish_staged(
             Some(PartitionVersion {
                 version: run_id.to_string(),
                 files: s.files.clone(),
+                file_stats: s.file_stats.clone(),
                 rows: s.rows_out,
                 fingerprint: s.fingerprint.clone(),
                 manifest,
@@ -169,7 +173,9 @@ fn publish_staged(
             }),
         );
     }
-    let req = CommitRequest::new(*base_commit, Change::Publish, run_id, versions, command);
+    let schema = staged.values().map(|s| &s.table_schema).find(|s| !s.is_null()).cloned();
+    let mut req = CommitRequest::new(*base_commit, Change::Publish, run_id, versions, command).on(current, *table);
+    req.schema = schema;
     Ok((attempt.commit(dataset, req)?, summaries))
 }
 

@@ -270,6 +270,7 @@ pub fn publish(p: &Pipeline, run_id: &str, output: Option<&str>, command: &[Stri
     let snapshot = head.snapshot();
     let publication = Publication {
         current: &snapshot.partitions,
+        table: head.table.as_ref(),
         override_checks,
         p,
         dataset: &dataset,

@@ -225,6 +225,7 @@ mod tests {
         assert_ne!(fa, fb);
         assert!(fa.starts_with("d=1/run-1/") && fa.contains(a.nonce()), "{fa}");
         a.discard();
+        b.wait().unwrap(); // its file is created in the background
         assert!(!ds.storage().exists(&fa).unwrap());
         assert_eq!(&ds.storage().get(&fb).unwrap()[..], b"b", "the other attempt's file is untouched");
         std::fs::remove_dir_all(dir).unwrap();

@@ -7,7 +7,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::layout::attempt_dir;
-use crate::types::CheckTally;
+use super::table::{PinChange, TableMeta};
+use crate::types::{CheckTally, FileStats};
 
 /// One version of one partition: the files a reader opens.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -16,6 +17,9 @@ pub struct PartitionVersion {
     pub version: String,
     /// Dataset-relative paths of the Parquet data files.
     pub files: Vec<String>,
+    /// One per file of `files`: what its Delta `add` action says of it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub file_stats: Vec<FileStats>,
     pub rows: u64,
     /// The run fingerprint that produced this version (inputs + pipeline + model + parameters).
     pub fingerprint: String,
@@ -47,6 +51,9 @@ pub enum Change {
     },
     /// Records what gc deletes, before it deletes it.
     Gc { gc: GcRecord },
+    /// A commit another engine wrote that changes no data file (a vacuum's record, a
+    /// table property): it changes nothing sluice reads. Never written by sluice.
+    External { engine_operation: String },
 }
 
 impl Change {
@@ -56,6 +63,7 @@ impl Change {
             Change::Rollback { .. } => Operation::Rollback,
             Change::Pin { .. } => Operation::Pin,
             Change::Gc { .. } => Operation::Gc,
+            Change::External { .. } => Operation::External,
         }
     }
 
@@ -92,6 +100,7 @@ pub enum Operation {
     Rollback,
     Pin,
     Gc,
+    External,
 }
 
 impl Operation {
@@ -101,19 +110,9 @@ impl Operation {
             Operation::Rollback => "rollback",
             Operation::Pin => "pin",
             Operation::Gc => "gc",
+            Operation::External => "external",
         }
     }
-}
-
-/// A pin set or removed by a commit: a pinned version is never garbage-collected.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PinChange {
-    pub partition: String,
-    pub version: String,
-    /// `false`: unpin.
-    pub pinned: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
 }
 
 /// What a gc commit collects; it is written before anything is deleted.
@@ -144,6 +143,8 @@ pub struct Commit {
     /// The attempt of the run that wrote this commit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempt: Option<String>,
+    /// From the commit's `add` and `remove` actions, not from sluice's record.
+    #[serde(skip)]
     pub partitions: BTreeMap<String, Option<PartitionVersion>>,
     pub sluice_version: String,
     #[serde(default)]
@@ -166,11 +167,25 @@ pub struct CommitRequest<'a> {
     pub attempt: Option<&'a str>,
     pub partitions: BTreeMap<String, Option<PartitionVersion>>,
     pub command: &'a [String],
+    /// What each of `partitions` is at `base` (its files get `remove` actions).
+    pub replaced: BTreeMap<String, PartitionVersion>,
+    /// The table's metaData at `base` (`None`: there is no table yet).
+    pub table: Option<TableMeta>,
+    /// A publish: the schema of its files, as a Delta struct type.
+    pub schema: Option<serde_json::Value>,
 }
 
 impl<'a> CommitRequest<'a> {
     pub fn new(base: u64, change: Change, run_id: &'a str, partitions: BTreeMap<String, Option<PartitionVersion>>, command: &'a [String]) -> Self {
-        CommitRequest { base, change, run_id, attempt: None, partitions, command }
+        CommitRequest { base, change, run_id, attempt: None, partitions, command, replaced: BTreeMap::new(), table: None, schema: None }
+    }
+
+    /// Decided on `current` (the partitions' versions at `base`) of a table with `table`
+    /// as its metaData.
+    pub fn on(mut self, current: &BTreeMap<String, PartitionVersion>, table: Option<&TableMeta>) -> Self {
+        self.replaced = self.partitions.keys().filter_map(|p| current.get(p).map(|v| (p.clone(), v.clone()))).collect();
+        self.table = table.cloned();
+        self
     }
 
     /// The (partition, version) pairs and attempt folders this commit relies on existing.
@@ -212,31 +227,6 @@ pub fn touched_since<'a>(log: &'a [Commit], base: u64, run_id: &str, partitions:
     log.iter()
         .filter(|c| c.commit > base && c.run_id != run_id)
         .find(|c| c.partitions.keys().any(|p| partitions.contains(&p.as_str())))
-}
-
-/// A pin in force.
-#[derive(Debug, Clone, Serialize)]
-pub struct Pin {
-    pub partition: String,
-    pub version: String,
-    pub note: Option<String>,
-    pub commit: u64,
-    pub timestamp: DateTime<Utc>,
-}
-
-/// The pins in force after `log`.
-pub fn pins(log: &[Commit]) -> Vec<Pin> {
-    let mut out: Vec<Pin> = Vec::new();
-    for c in log {
-        for ch in c.change.pins() {
-            out.retain(|p| !(p.partition == ch.partition && p.version == ch.version));
-            if ch.pinned {
-                let (partition, version, note) = (ch.partition.clone(), ch.version.clone(), ch.note.clone());
-                out.push(Pin { partition, version, note, commit: c.commit, timestamp: c.timestamp });
-            }
-        }
-    }
-    out
 }
 
 /// The gc commit that collected `version` of `partition`, if one did.

@@ -1,16 +1,17 @@
-//! The commit loop: create commit N+1 put-if-absent on the state the caller read; when
-//! another writer got there first, read its commit and decide (see [`crate::store`]): the
-//! same run already published, a conflict on a shared partition or with gc, or retry as
-//! N+2 past a commit on other partitions.
+//! The commit loop: create Delta version N+1 put-if-absent on the state the caller read;
+//! when another writer got there first, read its commit and decide (see [`crate::store`]):
+//! the same run already published, a conflict on a shared partition, with gc or on the
+//! table's metaData, or retry as N+2 past a commit on other partitions. The first commit
+//! to a dataset creates version 0 first: the table's protocol and metaData.
 
-use bytes::Bytes;
 use chrono::Utc;
 use sluice_extract::PutOutcome;
 
-use super::checkpoint::CHECKPOINT_EVERY;
+use super::actions::{self, encode};
 use super::commit::{Change, Commit, CommitOutcome, CommitRequest};
 use super::dataset::Dataset;
-use super::layout::commit_path;
+use super::head::CHECKPOINT_EVERY;
+use super::table::TableMeta;
 use crate::error::SluiceError;
 
 /// A writer that keeps losing the race to writers on other partitions gives up after this
@@ -22,12 +23,15 @@ impl Dataset {
     /// other partitions. Prefer [`super::Attempt::commit`] for a run's files: it also knows
     /// when the attempt may still remove them.
     pub fn commit(&self, mut req: CommitRequest<'_>) -> Result<CommitOutcome, SluiceError> {
+        if req.table.is_none() {
+            req.table = Some(self.create_table(&req)?);
+        }
         for next in (req.base + 1..).take(MAX_COMMIT_ATTEMPTS) {
             if req.change == Change::Publish {
                 req.partitions.values_mut().flatten().for_each(|v| v.published_in = next);
             }
-            let body = serde_json::to_vec_pretty(&record(&req, next)).map_err(|e| self.err("encoding commit", e))?;
-            match self.storage().put_if_absent(&commit_path(next), Bytes::from(body)) {
+            let actions = encode(&req, &record(&req, next))?;
+            match self.delta.create(next, &actions) {
                 Ok(PutOutcome::Created) => {
                     tracing::info!(dataset = self.uri(), commit = next, run_id = req.run_id, "committed");
                     if next % CHECKPOINT_EVERY == 0 {
@@ -40,7 +44,8 @@ impl Dataset {
                     return Err(SluiceError::CommitUnknown { dataset: self.uri().to_string(), commit: next, reason: e.to_string() })
                 }
             }
-            if let Some(decided) = self.after_lost_race(&req, &self.read_commit(next)?) {
+            let theirs = self.read_commit(next)?;
+            if let Some(decided) = self.after_lost_race(&req, &theirs, next) {
                 return decided;
             }
             tracing::info!(commit = next, "lost the race for a commit on other partitions; retrying");
@@ -48,10 +53,32 @@ impl Dataset {
         Err(self.conflict(format!("gave up after {MAX_COMMIT_ATTEMPTS} attempts")))
     }
 
+    /// Version 0, the table, made of the first publish's schema; if another writer created
+    /// it first, theirs. Only a publish can create a table.
+    fn create_table(&self, req: &CommitRequest<'_>) -> Result<TableMeta, SluiceError> {
+        let (Some(schema), Some(partition)) = (&req.schema, req.partitions.keys().next()) else {
+            return Err(SluiceError::Usage(format!("{}: no Delta table here yet (nothing was ever published)", self.uri())));
+        };
+        let key = partition.split_once('=').map_or(partition.as_str(), |(k, _)| k);
+        let mine = TableMeta::create(schema, key)?;
+        match self.delta.create(0, &actions::create(&mine)?) {
+            Ok(PutOutcome::Created) => {
+                tracing::info!(dataset = self.uri(), "created the Delta table (version 0)");
+                Ok(mine)
+            }
+            // theirs (or ours, a retried request that landed: the same table either way)
+            Ok(PutOutcome::AlreadyExists) | Err(_) => self
+                .delta
+                .table(Some(0))?
+                .and_then(|t| t.snapshot().ok().map(|s| TableMeta::of_action(s.metadata())))
+                .transpose()?
+                .ok_or_else(|| self.err("Delta log", "version 0 could not be written or read")),
+        }
+    }
+
     /// Another writer created the commit `req` wanted (`theirs`): what that means for
     /// `req`, or `None` to try the next number.
-    fn after_lost_race(&self, req: &CommitRequest<'_>, theirs: &Commit) -> Option<Result<CommitOutcome, SluiceError>> {
-        let next = theirs.commit;
+    fn after_lost_race(&self, req: &CommitRequest<'_>, theirs: &Commit, next: u64) -> Option<Result<CommitOutcome, SluiceError>> {
         if req.attempt.is_some() && theirs.attempt.as_deref() == req.attempt && theirs.run_id == req.run_id {
             // our own write landed and a retry of the request found it
             tracing::info!(commit = next, run_id = req.run_id, "commit written by this attempt (a retried request found it)");
@@ -72,6 +99,9 @@ impl Dataset {
             // a gc decides on the whole log: any newer commit means deciding again
             return Some(Err(self.conflict(format!("commit {next} landed while gc planned"))));
         }
+        if self.changes_table(req) && self.changed_table(next) {
+            return Some(Err(self.conflict(format!("commit {next} changed the table's metaData after commit {}; re-run", req.base))));
+        }
         let shared = theirs.partitions.keys().find(|p| req.partitions.contains_key(*p))?;
         Some(Err(self.conflict(format!(
             "commit {next} (run {}) changed partition {shared} after commit {}, which this run built on; re-run to build on it",
@@ -79,8 +109,25 @@ impl Dataset {
         ))))
     }
 
+    /// Whether `req` writes a metaData action (made from the table at its base).
+    fn changes_table(&self, req: &CommitRequest<'_>) -> bool {
+        encode(req, &record(req, req.base + 1)).is_ok_and(|a| a.iter().any(|a| matches!(a, deltalake_core::kernel::Action::Metadata(_))))
+    }
+
+    fn changed_table(&self, version: u64) -> bool {
+        self.delta.read(version).ok().flatten().is_none_or(|a| a.iter().any(|a| matches!(a, deltalake_core::kernel::Action::Metadata(_))))
+    }
+
     fn conflict(&self, reason: String) -> SluiceError {
         SluiceError::Conflict { dataset: self.uri().to_string(), reason }
+    }
+
+    /// Write the checkpoint at commit `n` (best effort: a reader without it reads more).
+    fn write_checkpoint(&self, n: u64) {
+        match self.delta.checkpoint(n) {
+            Ok(()) => tracing::info!(commit = n, "checkpoint written"),
+            Err(e) => tracing::warn!(commit = n, error = %e, "could not write a checkpoint; readers read more commits"),
+        }
     }
 }
 

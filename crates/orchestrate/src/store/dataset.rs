@@ -1,17 +1,21 @@
-//! [`Dataset`]: a versioned dataset at a storage root, and reading its commit log (whole,
-//! or from the newest checkpoint). Committing is [`super::committer`].
+//! [`Dataset`]: a versioned dataset at a storage root, and reading its Delta log: the
+//! current state from the newest checkpoint ([`Head`]), or the whole history as sluice's
+//! commits. Committing is [`super::committer`].
 
 use bytes::Bytes;
-use sluice_extract::{PutOutcome, Storage};
+use sluice_extract::Storage;
 
-use super::checkpoint::{Checkpoint, Head};
-use super::commit::{fold, Commit, PartitionVersion, Snapshot};
-use super::layout::{self, commit_path, run_dir};
+use super::actions::{decode, Decoded};
+use super::commit::{Change, Commit, PartitionVersion, Snapshot};
+use super::delta::DeltaLog;
+use super::head::{ForeignFile, Head};
+use super::layout::{self, run_dir};
 use crate::error::SluiceError;
 
 /// A versioned dataset at a storage root.
 pub struct Dataset {
     storage: Storage,
+    pub(super) delta: DeltaLog,
 }
 
 impl Dataset {
@@ -20,7 +24,8 @@ impl Dataset {
         if !storage.is_writable() {
             return Err(sluice_extract::ExtractError::ReadOnly { uri: storage.uri().to_string() }.into());
         }
-        Ok(Dataset { storage })
+        let delta = DeltaLog::new(&storage)?;
+        Ok(Dataset { storage, delta })
     }
 
     pub fn storage(&self) -> &Storage {
@@ -45,40 +50,88 @@ impl Dataset {
         SluiceError::Store(format!("{}: {what}: {e}", self.uri()))
     }
 
-    /// Every commit, in order. The log must be contiguous from 1.
-    pub fn log(&self) -> Result<Vec<Commit>, SluiceError> {
-        let mut numbers: Vec<u64> = self.storage.list(layout::COMMITS_DIR)?.iter().filter_map(|(rel, _)| layout::numbered(rel)).collect();
+    /// The versions of the log, in order; they must be contiguous from 0.
+    fn versions(&self) -> Result<Vec<u64>, SluiceError> {
+        let mut numbers: Vec<u64> = self.storage.list(layout::DELTA_LOG)?.iter().filter_map(|(rel, _)| layout::numbered(rel)).collect();
         numbers.sort_unstable();
-        let mut out = Vec::with_capacity(numbers.len());
-        for (i, n) in numbers.into_iter().enumerate() {
-            if n != i as u64 + 1 {
-                return Err(self.err("commit log", format!("commit {} is missing (found {n})", i + 1)));
+        for (i, n) in numbers.iter().enumerate() {
+            if *n != i as u64 {
+                return Err(self.err("Delta log", format!("version {i} is missing (found {n}); sluice needs the whole log")));
             }
-            out.push(self.read_commit(n)?);
+        }
+        Ok(numbers)
+    }
+
+    /// Every commit after version 0 (the table's creation), in order: sluice's, and other
+    /// engines' commits that change no data file. Another engine's file change stops here.
+    pub fn log(&self) -> Result<Vec<Commit>, SluiceError> {
+        let versions = self.versions()?;
+        let mut out = Vec::with_capacity(versions.len());
+        for v in versions.into_iter().filter(|v| *v > 0) {
+            out.push(self.read_commit(v)?);
         }
         Ok(out)
     }
 
-    /// Commit `n`.
+    /// Commit (version) `n`, `n` > 0.
     pub fn read_commit(&self, n: u64) -> Result<Commit, SluiceError> {
-        let bytes = self.storage.get(&commit_path(n))?;
-        serde_json::from_slice(&bytes).map_err(|e| self.err(&commit_path(n), e))
+        let actions = self.delta.read(n)?.ok_or_else(|| self.err("Delta log", format!("version {n} does not exist")))?;
+        match decode(n, &actions).map_err(|e| self.err(&format!("version {n}"), e))? {
+            Decoded::Sluice(c) => Ok(*c),
+            Decoded::NoData { operation } => Ok(external(n, &actions, operation)),
+            Decoded::Foreign { operation } => Err(self.foreign(n, operation)),
+        }
     }
 
-    /// The state after commit `as_of` (default: the latest, read from the last checkpoint).
+    fn foreign(&self, version: u64, operation: String) -> SluiceError {
+        SluiceError::ForeignCommit { dataset: self.uri().to_string(), version, before: version.saturating_sub(1), operation }
+    }
+
+    /// The state after commit `as_of` (default: the latest), through Delta's log replay
+    /// from the newest checkpoint at or before it.
     pub fn snapshot(&self, as_of: Option<u64>) -> Result<Snapshot, SluiceError> {
         match as_of {
             None => Ok(self.head()?.snapshot()),
-            Some(n) => self.snapshot_in(&self.log()?, n),
+            Some(n) => Ok(self.head_at(Some(n))?.snapshot()),
         }
     }
 
-    /// The state after commit `n` of `log` (this dataset's log, as read by the caller).
-    pub fn snapshot_in(&self, log: &[Commit], n: u64) -> Result<Snapshot, SluiceError> {
-        if n > log.len() as u64 {
-            return Err(SluiceError::Usage(format!("{}: no commit {n} (latest is {})", self.uri(), log.len())));
+    /// The current state, from the newest checkpoint.
+    pub fn head(&self) -> Result<Head, SluiceError> {
+        self.head_at(None)
+    }
+
+    /// The state as of `version` (the latest when `None`).
+    pub fn head_at(&self, version: Option<u64>) -> Result<Head, SluiceError> {
+        let Some(table) = self.delta.table(version)? else { return Ok(Head::default()) };
+        match Head::of(&self.delta, table)? {
+            Ok(head) => {
+                tracing::debug!(version = head.version, "read the Delta log");
+                Ok(head)
+            }
+            Err(ForeignFile(path)) => Err(self.foreign_file(&path)),
         }
-        Ok(fold(log, Some(n)))
+    }
+
+    /// The error for a data file another engine added: names the version that added it.
+    fn foreign_file(&self, path: &str) -> SluiceError {
+        let found = self.versions().ok().and_then(|vs| {
+            vs.into_iter().rev().find_map(|v| {
+                let actions = self.delta.read(v).ok()??;
+                let adds = actions.iter().any(|a| matches!(a, deltalake_core::kernel::Action::Add(a) if a.path == path));
+                adds.then(|| match decode(v, &actions) {
+                    Ok(Decoded::Foreign { operation }) => (v, operation),
+                    _ => (v, "unknown".to_string()),
+                })
+            })
+        });
+        let (v, operation) = found.unwrap_or((0, format!("it added {path}")));
+        self.foreign(v, operation)
+    }
+
+    /// The commits after `base`, up to `head`'s latest.
+    pub fn commits_after(&self, head: &Head, base: u64) -> Result<Vec<Commit>, SluiceError> {
+        (base + 1..=head.latest()).map(|n| self.read_commit(n)).collect()
     }
 
     /// Files of `v` that are missing, as dataset-relative paths.
@@ -105,78 +158,20 @@ impl Dataset {
     }
 }
 
-/// Reading the log from its newest checkpoint ([`super::checkpoint`]), and writing checkpoints.
-impl Dataset {
-    /// The latest usable checkpoint and the commits after it.
-    pub fn head(&self) -> Result<Head, SluiceError> {
-        let mut numbers: Vec<u64> = self.storage.list(layout::CHECKPOINTS_DIR)?.iter().filter_map(|(rel, _)| layout::numbered(rel)).collect();
-        numbers.sort_unstable();
-        let mut checkpoint = None;
-        while let Some(n) = numbers.pop() {
-            match self.read_checkpoint(n) {
-                Ok(c) => {
-                    checkpoint = Some(c);
-                    break;
-                }
-                Err(e) => tracing::warn!(checkpoint = n, error = %e, "skipping a damaged checkpoint"),
-            }
-        }
-        let from = checkpoint.as_ref().map_or(0, |c| c.commit);
-        let tail = self.commits_from(from + 1)?;
-        tracing::debug!(checkpoint = from, commits_read = tail.len(), "read the log");
-        Ok(Head { checkpoint, tail })
-    }
-
-    /// Every commit from `first` on. Commits are contiguous (N+1 is only written by a writer
-    /// that found N), so they are read by number, in growing batches read at once, up to the
-    /// first that does not exist: no listing, whose cost would grow with the history. A
-    /// commit that appears while a batch is read may be missed; the state read is then the
-    /// log as of an instant earlier, as with any read.
-    fn commits_from(&self, first: u64) -> Result<Vec<Commit>, SluiceError> {
-        let (mut out, mut next, mut batch) = (Vec::new(), first, 8u64);
-        loop {
-            let paths: Vec<String> = (next..next + batch).map(commit_path).collect();
-            for (i, bytes) in self.storage.get_many_opt(&paths)?.into_iter().enumerate() {
-                let Some(bytes) = bytes else { return Ok(out) };
-                let c: Commit = serde_json::from_slice(&bytes).map_err(|e| self.err(&paths[i], e))?;
-                out.push(c);
-            }
-            next += batch;
-            batch = (batch * 2).min(64);
-        }
-    }
-
-    /// The commits after `base`, up to `head`'s latest: from the tail, and those before it
-    /// (an old base, e.g. a shard's) read one by one.
-    pub fn commits_after(&self, head: &Head, base: u64) -> Result<Vec<Commit>, SluiceError> {
-        let tail_start = head.tail.first().map_or(head.latest() + 1, |c| c.commit);
-        let mut out = Vec::new();
-        for n in base + 1..tail_start {
-            out.push(self.read_commit(n)?);
-        }
-        out.extend(head.tail.iter().filter(|c| c.commit > base).cloned());
-        Ok(out)
-    }
-
-    fn read_checkpoint(&self, n: u64) -> Result<Checkpoint, SluiceError> {
-        let bytes = self.storage.get(&layout::checkpoint_path(n))?;
-        let c: Checkpoint = serde_json::from_slice(&bytes).map_err(|e| self.err(&layout::checkpoint_path(n), e))?;
-        match c.commit == n {
-            true => Ok(c),
-            false => Err(self.err(&layout::checkpoint_path(n), format!("holds commit {}", c.commit))),
-        }
-    }
-
-    /// Write the checkpoint at commit `n` (best effort: a reader without it reads more).
-    pub(super) fn write_checkpoint(&self, n: u64) {
-        let written = self.head().and_then(|head| Checkpoint::at(head, n).map_err(|e| self.err("checkpoint", e))).and_then(|c| {
-            let body = serde_json::to_vec(&c).map_err(|e| self.err("encoding a checkpoint", e))?;
-            Ok(self.storage.put_if_absent(&layout::checkpoint_path(n), Bytes::from(body))?)
-        });
-        match written {
-            Ok(PutOutcome::Created) => tracing::info!(commit = n, "checkpoint written"),
-            Ok(PutOutcome::AlreadyExists) => {}
-            Err(e) => tracing::warn!(commit = n, error = %e, "could not write a checkpoint; readers read more commits"),
-        }
+/// Another engine's commit that changes no data file, as a commit of the history.
+fn external(n: u64, actions: &[deltalake_core::kernel::Action], operation: String) -> Commit {
+    let ms = actions.iter().find_map(|a| match a {
+        deltalake_core::kernel::Action::CommitInfo(i) => i.timestamp,
+        _ => None,
+    });
+    Commit {
+        commit: n,
+        timestamp: ms.and_then(chrono::DateTime::from_timestamp_millis).unwrap_or_default(),
+        change: Change::External { engine_operation: operation },
+        run_id: String::new(),
+        attempt: None,
+        partitions: Default::default(),
+        sluice_version: String::new(),
+        command: Vec::new(),
     }
 }

@@ -2,29 +2,34 @@
 //! the store's paths.
 //!
 //! ```text
-//! _sluice/commits/00000000000000000001.json                  commit records
-//! _sluice/checkpoints/00000000000000000100.json              the folded log every 100 commits
+//! _delta_log/00000000000000000000.json                       version 0: the table (protocol, metaData)
+//! _delta_log/00000000000000000001.json                       commit 1, created put-if-absent
+//! _delta_log/00000000000000000100.checkpoint.parquet         Delta checkpoints, every 100 commits
+//! _delta_log/_last_checkpoint                                the newest checkpoint
 //! _sluice/runs/<run_id>/shard-00000-of-00004.<attempt>.json  a shard attempt's staging record
+//! _sluice/versions/<key>=<value>/<run_id>/<attempt>/manifest.json       a version's lineage
+//! _sluice/versions/<key>=<value>/<run_id>/<attempt>/quarantine.parquet  its quarantined rows
 //! <key>=<value>/<run_id>/<attempt>/part-00000.parquet        a version's data files
-//! <key>=<value>/<run_id>/<attempt>/quarantine.parquet        its quarantined rows
-//! <key>=<value>/<run_id>/<attempt>/manifest.json             its lineage
 //! ```
+//!
+//! Only data files lie outside `_`-folders: every engine treats `_`-prefixed folders as
+//! not part of the table (Delta's vacuum included), and the data folder's `key=value`
+//! names the partition the way Hive-style readers expect.
 
-pub(crate) const COMMITS_DIR: &str = "_sluice/commits";
-pub(crate) const CHECKPOINTS_DIR: &str = "_sluice/checkpoints";
+/// The Delta log folder (its files are named by deltalake-core).
+pub(crate) const DELTA_LOG: &str = "_delta_log";
 const RUNS_DIR: &str = "_sluice/runs";
+const VERSIONS_DIR: &str = "_sluice/versions";
 
-/// Commit `n`'s record.
-pub(crate) fn commit_path(n: u64) -> String {
-    format!("{COMMITS_DIR}/{n:020}.json")
+/// Delta's pointer to the newest checkpoint.
+pub(crate) const LAST_CHECKPOINT: &str = "_delta_log/_last_checkpoint";
+
+/// The commit file of version `v`.
+pub(crate) fn log_file(v: u64) -> String {
+    format!("{DELTA_LOG}/{v:020}.json")
 }
 
-/// The checkpoint at commit `n`.
-pub(crate) fn checkpoint_path(n: u64) -> String {
-    format!("{CHECKPOINTS_DIR}/{n:020}.json")
-}
-
-/// The number of a commit or checkpoint file (`…/00000000000000000042.json`).
+/// The version of a log commit file (`_delta_log/00000000000000000042.json`).
 pub(crate) fn numbered(rel: &str) -> Option<u64> {
     rel.rsplit('/').next()?.strip_suffix(".json")?.parse().ok()
 }
@@ -44,14 +49,14 @@ pub(crate) fn data_file(dir: &str, index: usize) -> String {
     format!("{dir}/part-{index:05}.parquet")
 }
 
-/// A version's quarantined rows, in its attempt folder `dir`.
+/// A version's quarantined rows, for its attempt folder `dir`.
 pub(crate) fn quarantine_file(dir: &str) -> String {
-    format!("{dir}/quarantine.parquet")
+    format!("{VERSIONS_DIR}/{dir}/quarantine.parquet")
 }
 
-/// A version's manifest, in its attempt folder `dir`.
+/// A version's manifest, for its attempt folder `dir`.
 pub(crate) fn manifest_file(dir: &str) -> String {
-    format!("{dir}/manifest.json")
+    format!("{VERSIONS_DIR}/{dir}/manifest.json")
 }
 
 /// The staging records of every shard attempt of `run_id` lie under this prefix.
@@ -64,10 +69,12 @@ pub(crate) fn shard_record_path(run_id: &str, index: usize, count: usize, nonce:
     format!("{}shard-{index:05}-of-{count:05}.{nonce}.json", shard_records_prefix(run_id))
 }
 
-/// The attempt folder (`<partition>/<run_id>/<attempt>`) of a data file's path.
+/// The attempt folder (`<partition>/<run_id>/<attempt>`) of a file an attempt wrote: a
+/// data file, or its manifest or quarantine under `_sluice/versions/`.
 pub fn attempt_dir(file: &str) -> Option<String> {
+    let file = file.strip_prefix(VERSIONS_DIR).and_then(|f| f.strip_prefix('/')).unwrap_or(file);
     let parts: Vec<&str> = file.split('/').collect();
-    (parts.len() == 4).then(|| parts[..3].join("/"))
+    (parts.len() == 4 && !parts[0].starts_with('_')).then(|| parts[..3].join("/"))
 }
 
 
@@ -88,7 +95,7 @@ pub fn classify(rel: &str) -> Listed {
         return Listed::ShardRecord { run_id: run.to_string() };
     }
     match attempt_dir(rel) {
-        Some(dir) if !rel.starts_with("_sluice/") => Listed::AttemptFile { dir },
-        _ => Listed::Other,
+        Some(dir) => Listed::AttemptFile { dir },
+        None => Listed::Other,
     }
 }

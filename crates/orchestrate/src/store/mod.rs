@@ -35,22 +35,26 @@
 //! [`dataset`] (reading the log) < [`committer`] (the commit loop) < [`attempt`] (a run's
 //! writes); [`ids`] validates run ids (they name folders).
 
+mod actions;
 pub mod attempt;
-pub mod checkpoint;
 pub mod commit;
 mod committer;
 pub mod dataset;
+mod delta;
+pub mod head;
 pub mod ids;
 pub mod layout;
+pub mod table;
 #[cfg(test)]
 pub(crate) mod testing;
 
 pub use attempt::Attempt;
-pub use checkpoint::{Checkpoint, Head};
 pub use commit::{
-    collected_by, fold, pins, published_by, touched_since, versions_of, Change, Commit, CommitOutcome, CommitRequest, GcRecord,
-    Operation, PartitionVersion, Pin, PinChange, Snapshot,
+    collected_by, fold, published_by, touched_since, versions_of, Change, Commit, CommitOutcome, CommitRequest, GcRecord, Operation,
+    PartitionVersion, Snapshot,
 };
+pub use head::Head;
+pub use table::{Pin, PinChange, TableMeta};
 pub use dataset::Dataset;
 pub use ids::{new_run_id, validate_run_id};
 pub use layout::attempt_dir;

@@ -15,4 +15,4 @@ pub mod staged;
 pub use checks::{CheckKind, CheckResult, CheckSpec, CheckStatus, CheckTally, Severity};
 pub use partition::{InvalidPartition, Partition};
 pub use run::{RunOptions, RunStatus, Shard};
-pub use staged::{InputRecord, StagedPartition};
+pub use staged::{FileStats, InputRecord, StagedPartition};

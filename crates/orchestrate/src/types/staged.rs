@@ -14,12 +14,29 @@ pub struct InputRecord {
     pub sha256: String,
 }
 
+/// What a table format records of a data file besides its path: Delta's `add` action holds
+/// these (`size`, `stats` with `numRecords`, per-column `minValues`/`maxValues`/`nullCount`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FileStats {
+    pub size: u64,
+    pub rows: u64,
+    /// Delta's per-file statistics, as JSON text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<String>,
+}
+
 /// What a run (or one shard of it) made of one partition, before it is published: the
 /// files it wrote and the counts and lineage its manifest will hold.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StagedPartition {
     pub fingerprint: String,
     pub files: Vec<String>,
+    /// One per file of `files`, in the same order.
+    #[serde(default)]
+    pub file_stats: Vec<FileStats>,
+    /// The table schema of the files, as a Delta schema (`{"type":"struct","fields":[..]}`).
+    #[serde(default)]
+    pub table_schema: serde_json::Value,
     pub quarantine_files: Vec<String>,
     pub rows_in: u64,
     pub rows_out: u64,
@@ -37,6 +54,8 @@ impl StagedPartition {
         StagedPartition {
             fingerprint: fingerprint.to_string(),
             files: Vec::new(),
+            file_stats: Vec::new(),
+            table_schema: serde_json::Value::Null,
             quarantine_files: Vec::new(),
             rows_in: 0,
             rows_out: 0,
@@ -51,6 +70,10 @@ impl StagedPartition {
     /// Add another shard's share of the same partition.
     pub fn merge(&mut self, s: &StagedPartition) {
         self.files.extend(s.files.iter().cloned());
+        self.file_stats.extend(s.file_stats.iter().cloned());
+        if self.table_schema.is_null() {
+            self.table_schema = s.table_schema.clone();
+        }
         self.quarantine_files.extend(s.quarantine_files.iter().cloned());
         self.rows_in += s.rows_in;
         self.rows_out += s.rows_out;

@@ -168,7 +168,7 @@ fn install_signal_handlers(cancel: &Cancel) {
 }
 
 fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| "info".into());
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| "info,buoyant_kernel=off".into());
     // URLs in log lines lose passwords and query strings (SAS tokens) on the way out; colours
     // only for a terminal (not in container or scheduler logs)
     let builder = tracing_subscriber::fmt()

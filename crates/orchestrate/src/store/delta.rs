@@ -1,0 +1,108 @@
+//! The dataset's Delta log, through deltalake-core on the dataset's own object_store client:
+//! reading and creating one version's actions, loading the table (from its newest
+//! checkpoint) at the latest version or at one, and writing checkpoints. Everything here
+//! is async in deltalake; it runs on sluice-extract's I/O runtime and is waited for.
+
+use std::future::Future;
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use deltalake_core::kernel::transaction::TransactionError;
+use deltalake_core::kernel::Action;
+use deltalake_core::logstore::{default_logstore, get_actions, CommitOrBytes, LogStoreRef, StorageConfig};
+use deltalake_core::{DeltaTable, DeltaTableError};
+use object_store::prefix::PrefixStore;
+use object_store::ObjectStore;
+use sluice_extract::{PutOutcome, Storage};
+
+use super::layout;
+use crate::error::SluiceError;
+
+/// The runtime deltalake runs on: its own, not sluice-extract's I/O runtime. The kernel
+/// runs its work on blocking threads that wait for reads which, on local disk, need
+/// blocking threads too: on the I/O runtime's small blocking pool (8) a few concurrent
+/// loads took every thread and waited for each other for ever.
+fn runtime() -> Result<&'static tokio::runtime::Runtime, SluiceError> {
+    static RT: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("sluice-delta").enable_all().build().map_err(|e| e.to_string())
+    })
+    .as_ref()
+    .map_err(|e| SluiceError::Store(format!("starting the Delta log's runtime: {e}")))
+}
+
+/// A dataset's `_delta_log`.
+#[derive(Clone)]
+pub(crate) struct DeltaLog {
+    store: LogStoreRef,
+    storage: Storage,
+}
+
+impl DeltaLog {
+    pub(crate) fn new(storage: &Storage) -> Result<Self, SluiceError> {
+        let url = storage.folder_url()?;
+        let root: Arc<dyn ObjectStore> = storage.store().clone();
+        let prefixed: Arc<dyn ObjectStore> = Arc::new(PrefixStore::new(root.clone(), storage.full_path("")));
+        let store = default_logstore(prefixed, root, &url, &StorageConfig::default());
+        Ok(DeltaLog { store, storage: storage.clone() })
+    }
+
+    fn err(&self, what: &str, e: impl std::fmt::Display) -> SluiceError {
+        SluiceError::Store(sluice_extract::redact::redact_text(&format!("{}: {what}: {e}", self.storage.uri())))
+    }
+
+    fn block<F: Future>(&self, f: F) -> Result<F::Output, SluiceError> {
+        Ok(runtime()?.block_on(f))
+    }
+
+    /// The actions of version `v`, `None` if it does not exist.
+    pub(crate) fn read(&self, v: u64) -> Result<Option<Vec<Action>>, SluiceError> {
+        let bytes = self.block(self.store.read_commit_entry(v))?.map_err(|e| self.err(&format!("reading version {v}"), e))?;
+        bytes.map(|b| get_actions(v, &b).map_err(|e| self.err(&format!("version {v}"), e))).transpose()
+    }
+
+    /// Create version `v` put-if-absent. `Err`: the outcome is unknown (it may have landed).
+    pub(crate) fn create(&self, v: u64, actions: &[Action]) -> Result<PutOutcome, SluiceError> {
+        let lines = actions.iter().map(serde_json::to_string).collect::<Result<Vec<_>, _>>().map_err(|e| self.err("encoding actions", e))?;
+        let bytes = CommitOrBytes::LogBytes(Bytes::from(lines.join("\n")));
+        match self.block(self.store.write_commit_entry(v, bytes, uuid::Uuid::nil()))? {
+            Ok(()) => Ok(PutOutcome::Created),
+            Err(TransactionError::VersionAlreadyExists(_)) => Ok(PutOutcome::AlreadyExists),
+            Err(e) => Err(self.err(&format!("writing version {v}"), e)),
+        }
+    }
+
+    /// The table at `version` (the latest when `None`), loaded from the newest checkpoint at
+    /// or before it; `None` when there is no log yet.
+    pub(crate) fn table(&self, version: Option<u64>) -> Result<Option<DeltaTable>, SluiceError> {
+        // no log yet: asked first, so that the engine is not asked to load nothing
+        if !self.storage.exists(layout::LAST_CHECKPOINT)? && !self.storage.exists(&layout::log_file(0))? {
+            return Ok(None);
+        }
+        let mut t = DeltaTable::new(self.store.clone());
+        let loaded = self.block(async {
+            match version {
+                None => t.load().await,
+                Some(v) => t.load_version(v).await,
+            }
+        })?;
+        match loaded {
+            Ok(()) => Ok(Some(t)),
+            Err(DeltaTableError::NotATable(_)) => Ok(None),
+            Err(e) => Err(self.err("loading the Delta log", e)),
+        }
+    }
+
+    /// The version that `app_id` (a run id) recorded in a `txn` action of `table`.
+    pub(crate) fn txn(&self, table: &DeltaTable, app_id: &str) -> Result<Option<u64>, SluiceError> {
+        let state = table.snapshot().map_err(|e| self.err("the loaded table", e))?;
+        let v = self.block(state.transaction_version(self.store.as_ref(), app_id))?.map_err(|e| self.err("reading txn actions", e))?;
+        Ok(v.map(|v| v as u64))
+    }
+
+    /// Write the Parquet checkpoint of version `v` and point `_last_checkpoint` at it.
+    pub(crate) fn checkpoint(&self, v: u64) -> Result<(), SluiceError> {
+        let Some(t) = self.table(Some(v))? else { return Ok(()) };
+        self.block(deltalake_core::checkpoints::create_checkpoint(&t, None))?.map_err(|e| self.err(&format!("checkpoint {v}"), e))
+    }
+}

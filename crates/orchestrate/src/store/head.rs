@@ -1,0 +1,82 @@
+//! [`Head`]: the dataset's current state, as Delta's log replay gives it: deltalake-core
+//! loads the table from its newest checkpoint (`_last_checkpoint`, the Parquet checkpoint,
+//! then at most 99 JSON commits), so opening a 10,000-commit dataset reads no more than a
+//! 10-commit one. Everything sluice decides on is in the state a checkpoint keeps: each
+//! partition's version from its files' `add` actions and their `sluice.*` tags, the
+//! published run ids from `txn` actions, the pins and the schema from `metaData`.
+//!
+//! A data file without sluice's tags was added by another engine: see
+//! [`crate::error::SluiceError::ForeignCommit`].
+
+use std::collections::BTreeMap;
+
+use deltalake_core::DeltaTable;
+
+use super::actions::versions_of_adds;
+use super::commit::{PartitionVersion, Snapshot};
+use super::delta::DeltaLog;
+use super::table::{Pin, TableMeta};
+use crate::error::SluiceError;
+
+/// Write a checkpoint at every version that is a multiple of this.
+pub const CHECKPOINT_EVERY: u64 = 100;
+
+/// The state of the dataset as of one version of its log.
+#[derive(Clone, Default)]
+pub struct Head {
+    /// The version read (0: no table, or only its creation).
+    pub version: u64,
+    /// The table's metaData (`None`: no table yet).
+    pub table: Option<TableMeta>,
+    pub partitions: BTreeMap<String, PartitionVersion>,
+    loaded: Option<(DeltaLog, DeltaTable)>,
+}
+
+impl std::fmt::Debug for Head {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Head").field("version", &self.version).field("partitions", &self.partitions.len()).finish()
+    }
+}
+
+/// A file of the table that sluice did not add (it has no `sluice.*` tags).
+pub(super) struct ForeignFile(pub String);
+
+impl Head {
+    /// The state of `table` (loaded by `log`).
+    pub(super) fn of(log: &DeltaLog, table: DeltaTable) -> Result<Result<Head, ForeignFile>, SluiceError> {
+        let err = |e: &dyn std::fmt::Display| SluiceError::Store(format!("reading the Delta table: {e}"));
+        let state = table.snapshot().map_err(|e| err(&e))?;
+        let meta = TableMeta::of_action(state.metadata())?;
+        #[allow(deprecated)] // the add actions with their tags; the Arrow route has no tags getter
+        let adds: Vec<_> = state.log_data().iter().map(|f| f.add_action()).collect();
+        if let Some(a) = adds.iter().find(|a| a.tags.as_ref().is_none_or(|t| !t.contains_key("sluice.version"))) {
+            return Ok(Err(ForeignFile(a.path.clone())));
+        }
+        let partitions = versions_of_adds(adds.iter()).map_err(|e| err(&e))?;
+        let version = state.version();
+        Ok(Ok(Head { version, table: Some(meta), partitions, loaded: Some((log.clone(), table)) }))
+    }
+
+    /// The last commit (0 for an empty dataset).
+    pub fn latest(&self) -> u64 {
+        self.version
+    }
+
+    /// The current state.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot { commit: self.version, partitions: self.partitions.clone() }
+    }
+
+    /// The pins in force.
+    pub fn pins(&self) -> Vec<Pin> {
+        self.table.as_ref().map(TableMeta::pins).unwrap_or_default()
+    }
+
+    /// The commit that published `run_id`, if any (its `txn` action).
+    pub fn published_by(&self, run_id: &str) -> Result<Option<u64>, SluiceError> {
+        match &self.loaded {
+            Some((log, table)) => log.txn(table, run_id),
+            None => Ok(None),
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! Every dataset is a Delta table, and engines read it without sluice: Python `deltalake`,
+//! Polars `scan_delta` and the Databricks kernel's wrapper (tests/delta/read_delta.py, in
+//! the venv tests/object_stores.sh installs). Each version as `deltalake` reads it is the
+//! state `sluice show --as-of` shows, through a range, `--force`, a rollback, a pin and gc.
+
+use std::process::Command;
+
+use chrono::{Duration as Age, Utc};
+
+use super::*;
+
+/// What the readers of tests/delta/read_delta.py see at `uri`.
+pub(super) fn read_delta(uri: &str, extra: &[&str], env: &[(&str, &str)]) -> Value {
+    let python = std::env::var("SLUICE_TEST_PYTHON").expect("SLUICE_TEST_PYTHON: run the tests with tests/run.sh");
+    let out = Command::new(python).arg(repo().join("tests/delta/read_delta.py")).arg(uri).args(extra).envs(env.iter().copied()).output().unwrap();
+    assert!(out.status.success(), "read_delta.py {uri}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Every version `deltalake` reads is the state `sluice show --as-of` shows (files and
+/// rows); a version sluice refuses (gc collected it) fails in `deltalake` too, and the
+/// current table read by Polars (and the kernel, where given) has the rows `show` counts.
+pub(super) fn readers_agree(uri: &str, delta: &Value, env: &[(&str, &str)]) {
+    let latest = delta["latest"].as_u64().unwrap();
+    let mut refused = 0;
+    for n in 0..=latest {
+        let read = &delta["versions"][n.to_string()];
+        let show = sluice_env(&["show", uri, "--as-of", &n.to_string(), "--json"], env);
+        if show.code != 0 {
+            assert_eq!(show.code, 2, "as of {n}: {}", show.stderr);
+            assert!(read["rows"].is_null(), "as of {n}: sluice refused (collected), deltalake read {read}");
+            refused += 1;
+            continue;
+        }
+        let show: Value = serde_json::from_str(show.stdout.lines().last().unwrap()).unwrap();
+        let mut files: Vec<&str> = show["partitions"].as_array().unwrap().iter().flat_map(|p| p["files"].as_array().unwrap()).map(|f| f.as_str().unwrap()).collect();
+        files.sort();
+        let theirs: Vec<&str> = read["files"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
+        assert_eq!(files, theirs, "as of {n}: the files");
+        let rows: u64 = show["partitions"].as_array().unwrap().iter().map(|p| p["rows"].as_u64().unwrap()).sum();
+        assert_eq!(read["rows"].as_u64(), Some(rows), "as of {n}: the rows");
+    }
+    let current = &delta["versions"][latest.to_string()]["rows"];
+    assert_eq!(&delta["polars"]["rows"], current, "Polars scan_delta");
+    if !delta["kernel"].is_null() {
+        assert_eq!((&delta["kernel"]["version"], &delta["kernel"]["rows"]), (&delta["latest"], current), "the kernel");
+    }
+    if refused > 0 {
+        assert!(delta["history"].as_array().unwrap().iter().any(|h| h[1] == "sluice gc"));
+    }
+}
+
+#[test]
+fn engines_read_every_version_of_a_dataset_as_sluice_shows_it() {
+    let ds = temp_dir("delta-readers");
+    let uri = ds.to_str().unwrap();
+    let (d14, d15) = ("date=2013-01-14", "date=2013-01-15");
+    assert_eq!(run_into(&ds, &["--from", "2013-01-14", "--to", "2013-01-16"]).code, 0, "a range: commit 1");
+    assert_eq!(run_into(&ds, &["--date", DATE, "--force"]).code, 0, "commit 2");
+    let v1 = commit_records(&ds)[0]["partitions"][d15]["version"].as_str().unwrap().to_string();
+    let back = sluice(&["rollback", uri, "--partition", d15, "--to", &v1]);
+    assert_eq!(back.code, 0, "commit 3: {}", back.stderr);
+    let v14 = commit_records(&ds)[0]["partitions"][d14]["version"].as_str().unwrap().to_string();
+    let pin = sluice(&["pin", uri, "--partition", d14, "--version", &v14]);
+    assert_eq!(pin.code, 0, "commit 4: {}", pin.stderr);
+    // a month on, gc collects the forced version (replaced by the rollback): commit 5
+    let now = (Utc::now() + Age::days(30)).to_rfc3339();
+    let gc = sluice_env(&["gc", uri, "--retain", "7d", "--apply"], &[("SLUICE_GC_NOW", &now)]);
+    assert_eq!(gc.code, 0, "{}", gc.stderr);
+    assert_eq!(gc.summary()["versions_collected"].as_array().map(Vec::len), Some(1), "{}", gc.stdout);
+
+    let delta = read_delta(uri, &[], &[]);
+    assert_eq!(delta["latest"], 5);
+    readers_agree(uri, &delta, &[]);
+    let ops: Vec<&str> = delta["history"].as_array().unwrap().iter().map(|h| h[1].as_str().unwrap()).collect();
+    assert_eq!(ops, ["CREATE TABLE", "sluice publish", "sluice publish", "sluice rollback", "sluice pin", "sluice gc"]);
+    assert_eq!(delta["polars"]["partitions"], serde_json::json!(["2013-01-14", "2013-01-15", "2013-01-16"]));
+}
+
+/// A commit another engine wrote: one that adds or removes no file (a vacuum's records) is
+/// folded, and sluice goes on; one that adds files stops every sluice command that reads
+/// the state with exit 2 naming that version, and sluice writes nothing over it.
+#[test]
+fn another_engines_commits_are_folded_or_refused_by_name() {
+    let ds = temp_dir("delta-other-writer");
+    let uri = ds.to_str().unwrap();
+    assert_eq!(run_into(&ds, &["--date", DATE]).code, 0);
+    assert_eq!(run_into(&ds, &["--date", "2013-01-16"]).code, 0);
+    assert_eq!(run_into(&ds, &["--date", DATE, "--force"]).code, 0, "a replaced file for the vacuum");
+    let other = |action: &str| {
+        let python = std::env::var("SLUICE_TEST_PYTHON").expect("SLUICE_TEST_PYTHON");
+        let out = Command::new(python).arg(repo().join("tests/delta/other_writer.py")).args([uri, action]).output().unwrap();
+        assert!(out.status.success(), "{action}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().parse::<u64>().unwrap()
+    };
+    let after_vacuum = other("vacuum");
+    assert!(after_vacuum > 3, "the vacuum committed its records");
+    let run = run_into(&ds, &["--date", "2013-01-14"]);
+    assert_eq!(run.code, 0, "a commit without file changes is folded: {}", run.stderr);
+    assert_eq!(run.summary()["commit"], after_vacuum + 1);
+    let versions = sluice(&["versions", uri]);
+    assert_eq!(versions.code, 0, "{}", versions.stderr);
+
+    let shown = check_show(&ds);
+    let appended = other("append");
+    for args in [vec!["show", uri], vec!["versions", uri]] {
+        let out = sluice(&args);
+        assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains(&format!("version {appended} of the Delta log")), "{args:?} names the version: {}", out.stderr);
+    }
+    let run = run_into(&ds, &["--date", "2013-01-17"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert_eq!(read_delta(uri, &[], &[])["latest"], appended, "sluice wrote nothing over it");
+    // the data sluice published is all still there, with the other engine's rows beside it
+    let rows: u64 = shown["partitions"].as_array().unwrap().iter().map(|p| p["rows"].as_u64().unwrap()).sum();
+    assert_eq!(read_delta(uri, &[], &[])["versions"][appended.to_string()]["rows"], rows + 10);
+}
+
+/// New columns are added to the table's schema by the publish that brings them; a version
+/// rolled back to, written before, reads with nulls in them. A pipeline that drops or
+/// retypes a column the table has is refused (exit 2, naming it) and publishes nothing.
+#[test]
+fn the_schema_only_grows_and_older_files_read_back_with_nulls() {
+    let ds = temp_dir("delta-schema");
+    let uri = ds.to_str().unwrap();
+    let d15 = format!("date={DATE}");
+    assert_eq!(run_into(&ds, &["--date", DATE]).code, 0);
+    let v1 = commit_records(&ds)[0]["partitions"][&d15]["version"].as_str().unwrap().to_string();
+    let pipelines = temp_dir("delta-schema-pipelines");
+    let variant = |step: &str| pipeline_variant(&pipelines, "", &format!("[[transform]]\nname = \"change\"\nsql = \"{step}\"\n"));
+    let with_note = variant("SELECT *, 'new' AS note FROM input");
+    let run = |p: &Path, args: &[&str]| {
+        let mut a = vec!["run", p.to_str().unwrap(), "--output", uri];
+        a.extend_from_slice(args);
+        sluice(&a)
+    };
+    assert_eq!(run(&with_note, &["--date", "2013-01-16"]).code, 0);
+    assert_eq!(run(&with_note, &["--date", DATE, "--force"]).code, 0);
+    let back = sluice(&["rollback", uri, "--partition", &d15, "--to", &v1]);
+    assert_eq!(back.code, 0, "{}", back.stderr);
+    let python = std::env::var("SLUICE_TEST_PYTHON").expect("SLUICE_TEST_PYTHON");
+    let script = "import sys, json, polars as pl
+from deltalake import DeltaTable
+t = pl.from_arrow(DeltaTable(sys.argv[1]).to_pyarrow_table())
+print(json.dumps(sorted(t.group_by('date').agg(pl.col('note').null_count().alias('nulls'), pl.len()).rows())))";
+    let out = Command::new(python).args(["-c", script, uri]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let by_date: Vec<(String, u64, u64)> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(by_date.len(), 2);
+    assert_eq!(by_date[0].1, by_date[0].2, "2013-01-15 rolled back to a file without the column: all null");
+    assert_eq!(by_date[1].1, 0, "2013-01-16 has it");
+
+    let before = commits(&ds);
+    for (step, column) in [("SELECT * EXCLUDE (airline) FROM input", "airline"), ("SELECT * EXCLUDE (air_time), CAST(air_time AS BIGINT) AS air_time FROM input", "air_time")] {
+        let out = run(&variant(step), &["--date", "2013-01-14"]);
+        assert_eq!(out.code, 2, "{step}: {}", out.stderr);
+        assert!(out.summary()["error"].as_str().unwrap().contains(column), "{step}: {}", out.stdout);
+    }
+    assert_eq!(commits(&ds), before, "nothing was published");
+}
