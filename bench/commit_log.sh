@@ -5,10 +5,12 @@
 # requests moto served. Needs release binaries:
 #   cargo build --release -p sluice-orchestrate --bin sluice -p sluice-extract --bin sluice-extract
 #
-# The long history is pin/unpin commits: commit 1 is a real publish; commits 2..9,999 are
-# written by this script in the store's own format (creating them through the CLI would take
-# hours, each pin reading the whole log); commit 10,000 is a real `sluice pin`, whose writer
-# builds checkpoint 10,000 from the log as sluice does every 100 commits.
+# The long history is pin/unpin commits: commit 1 is a real publish; Delta versions 2..9,999
+# are written by this script as sluice writes a pin (commitInfo with sluice's record, and the
+# table's metaData with the pins; creating them through the CLI would take hours, each pin
+# reading the whole log); commit 10,000 is a real `sluice pin`, whose writer builds Delta
+# checkpoint 10,000 (deltalake-core) as sluice does every 100 commits. "No checkpoint"
+# removes the checkpoint and `_last_checkpoint`: the reader replays every JSON commit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-${CARGO_TARGET_DIR:-target}/release/sluice}
@@ -26,15 +28,21 @@ synthetic() { # dataset first last: pin/unpin commits first..last
   python3 - "$@" "$PART" <<'PY'
 import json, sys, datetime
 ds, first, last, part = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-c1 = json.load(open(f"{ds}/_sluice/commits/{1:020}.json"))
-version = c1["partitions"][part]["version"]
+log = lambda n: f"{ds}/_delta_log/{n:020}.json"
+meta = next(json.loads(l)["metaData"] for l in open(log(0)) if "metaData" in l)
+add = next(json.loads(l)["add"] for l in open(log(1)) if '"add"' in l)
+version = add["tags"]["sluice.version"]
 t = datetime.datetime.now(datetime.timezone.utc)
 for n in range(first, last + 1):
-    rec = {"commit": n, "timestamp": (t + datetime.timedelta(milliseconds=n)).isoformat().replace("+00:00", "Z"),
-           "operation": "pin", "run_id": f"pin-bench-{n}", "partitions": {}, "sluice_version": "0.1.0", "command": [],
-           "pins": [{"partition": part, "version": version, "pinned": n % 2 == 0}]}
-    with open(f"{ds}/_sluice/commits/{n:020}.json", "x") as f:
-        json.dump(rec, f)
+    ts = t + datetime.timedelta(milliseconds=n)
+    pinned = n % 2 == 0
+    rec = {"commit": n, "timestamp": ts.isoformat().replace("+00:00", "Z"), "operation": "pin", "run_id": f"pin-bench-{n}",
+           "sluice_version": "0.1.0", "command": [], "pins": [{"partition": part, "version": version, "pinned": pinned}]}
+    pins = [{"partition": part, "version": version, "note": None, "commit": n, "timestamp": rec["timestamp"]}] if pinned else []
+    m = dict(meta, configuration=dict(meta["configuration"], **{"sluice.pins": json.dumps(pins)}))
+    info = {"timestamp": int(ts.timestamp() * 1000), "operation": "sluice pin", "engineInfo": "sluice/0.1.0", "sluice": rec}
+    with open(log(n), "x") as f:
+        f.write(json.dumps({"commitInfo": info}) + "\n" + json.dumps({"metaData": m}))
 PY
 }
 
@@ -42,7 +50,7 @@ history() { # dataset commits
   "$BIN" run pipelines/flight_delays.toml --date 2013-01-15 --output "$1" >/dev/null 2>&1
   if [ "$2" -ge 10000 ]; then
     synthetic "$1" 2 9999
-    version=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['partitions']['$PART']['version'])" "$1/_sluice/commits/$(printf %020d 1).json")
+    version=$(python3 -c "import json,sys; print(next(json.loads(l)['add']['tags']['sluice.version'] for l in open(sys.argv[1]) if '\"add\"' in l))" "$1/_delta_log/$(printf %020d 1).json")
     "$BIN" pin "$1" --partition "$PART" --version "$version" >/dev/null 2>&1   # commit 10,000: writes the checkpoint
     [ "$2" -gt 10000 ] && synthetic "$1" 10001 "$2"
   else
@@ -63,8 +71,8 @@ for _ in range(shows):
     t = time.perf_counter()
     out = subprocess.run([bin, "show", ds, "--json"], env=env, capture_output=True, text=True, check=True)
     walls.append(time.perf_counter() - t)
-    m = re.search(r"checkpoint\W+(\d+)\W+commits_read\W+(\d+)", re.sub(r"\x1b\[[0-9;]*m", "", out.stderr))
-    read = f"checkpoint {m.group(1)} + {m.group(2)} commits" if m else "?"
+    m = re.search(r"read the Delta log\W+version\W+(\d+)", re.sub(r"\x1b\[[0-9;]*m", "", out.stderr))
+    read = f"version {m.group(1)}" if m else "?"
 reqs = ""
 if ds.startswith("s3://"):
     lines = open(moto_log).readlines()[start:]
@@ -77,7 +85,7 @@ PY
 
 for n in 10 10000 10099; do
   history "$WORK/d$n" "$n"
-  cp -r "$WORK/d$n" "$WORK/d$n-nocp" && rm -rf "$WORK/d$n-nocp/_sluice/checkpoints"
+  cp -r "$WORK/d$n" "$WORK/d$n-nocp" && rm -f "$WORK/d$n-nocp"/_delta_log/*.checkpoint.parquet "$WORK/d$n-nocp/_delta_log/_last_checkpoint"
   for v in "d$n" "d$n-nocp"; do
     "$EXTRACT" "$WORK/$v/" "s3://sluice-test/bench-log/$v/" >/dev/null 2>&1
   done

@@ -158,3 +158,80 @@ print(json.dumps(sorted(t.group_by('date').agg(pl.col('note').null_count().alias
     }
     assert_eq!(commits(&ds), before, "nothing was published");
 }
+
+/// A dataset with the log of an older sluice (`_sluice/commits`, made here from a Delta
+/// table's records) is refused by name until `sluice convert` writes the same history as
+/// a Delta log: every version shows as before, engines read it, and runs go on from it.
+#[test]
+fn an_older_log_is_refused_by_name_and_converted_with_its_history() {
+    let ds = temp_dir("delta-convert");
+    let uri = ds.to_str().unwrap();
+    let d15 = format!("date={DATE}");
+    assert_eq!(run_into(&ds, &["--from", "2013-01-14", "--to", "2013-01-15"]).code, 0);
+    assert_eq!(run_into(&ds, &["--date", DATE, "--force"]).code, 0);
+    let v1 = commit_records(&ds)[0]["partitions"][&d15]["version"].as_str().unwrap().to_string();
+    assert_eq!(sluice(&["rollback", uri, "--partition", &d15, "--to", &v1]).code, 0);
+    let shows: Vec<String> = (1..=3).map(|n| sluice(&["show", uri, "--as-of", &n.to_string(), "--json"]).stdout).collect();
+    let versions = sluice(&["versions", uri]).stdout;
+    // the same history in the older format
+    std::fs::create_dir_all(ds.join("_sluice/commits")).unwrap();
+    for (i, c) in commit_records(&ds).iter().enumerate() {
+        std::fs::write(ds.join(format!("_sluice/commits/{:020}.json", i + 1)), serde_json::to_vec_pretty(c).unwrap()).unwrap();
+    }
+    std::fs::remove_dir_all(ds.join("_delta_log")).unwrap();
+
+    for args in [vec!["show", uri], vec!["versions", uri]] {
+        let out = sluice(&args);
+        assert_eq!(out.code, 2, "{}", out.stderr);
+        assert!(out.stderr.contains(&format!("sluice convert {uri}")), "{}", out.stderr);
+    }
+    assert_eq!(run_into(&ds, &["--date", "2013-01-16"]).code, 2);
+    let converted = sluice(&["convert", uri]);
+    assert_eq!(converted.code, 0, "{}", converted.stderr);
+    assert_eq!(converted.summary()["written"], 3);
+    assert_eq!(sluice(&["convert", uri]).summary()["status"], "up_to_date", "run twice");
+    for (n, before) in (1..=3).zip(&shows) {
+        assert_eq!(&sluice(&["show", uri, "--as-of", &n.to_string(), "--json"]).stdout, before, "as of {n}");
+    }
+    assert_eq!(sluice(&["versions", uri]).stdout, versions);
+    readers_agree(uri, &read_delta(uri, &[], &[]), &[]);
+    let next = run_into(&ds, &["--date", "2013-01-16"]);
+    assert_eq!((next.code, next.summary()["commit"].as_u64()), (0, Some(4)), "{}", next.stderr);
+}
+
+/// `sluice gc` and Delta's vacuum agree on what is collectable: with the same retention
+/// (none, here), `deltalake`'s vacuum(dry_run) lists exactly the data files `sluice gc`
+/// then deletes (manifests lie under `_sluice/`, which no engine vacuums), the table says
+/// gc's retention to other engines, and after gc vacuum lists nothing that still exists.
+#[test]
+fn gc_and_deltas_vacuum_agree_on_what_is_collectable() {
+    let ds = temp_dir("delta-vacuum");
+    let uri = ds.to_str().unwrap();
+    assert_eq!(run_into(&ds, &["--from", "2013-01-14", "--to", "2013-01-15"]).code, 0);
+    assert_eq!(run_into(&ds, &["--date", DATE, "--force"]).code, 0);
+    assert_eq!(run_into(&ds, &["--date", "2013-01-14", "--force"]).code, 0);
+    let vacuum = |d: &Value| -> Vec<String> { d["vacuum"].as_array().unwrap().iter().map(|f| f.as_str().unwrap().to_string()).collect() };
+    let before = vacuum(&read_delta(uri, &["--vacuum-hours", "0"], &[]));
+    assert_eq!(before.len(), 2, "the two replaced versions' files: {before:?}");
+
+    let gc = sluice(&["gc", uri, "--retain", "0s", "--allow-short-retention", "--apply", "--json"]);
+    assert_eq!(gc.code, 0, "{}", gc.stderr);
+    let data = |dir: &Path| -> Vec<String> {
+        let mut f: Vec<String> = files_under(dir).into_iter().map(|f| f.strip_prefix(&ds).unwrap().to_str().unwrap().to_string()).filter(|f| !f.starts_with('_')).collect();
+        f.sort();
+        f
+    };
+    let left = data(&ds);
+    assert_eq!(gc.summary()["versions_collected"].as_array().map(Vec::len), Some(2));
+    assert_eq!(gc.summary()["files"].as_u64(), Some(4), "2 data files and their manifests");
+    for f in &before {
+        assert!(!left.contains(f), "vacuum listed {f}: sluice gc deletes it too");
+    }
+    let current: Vec<String> = check_show(&ds)["partitions"].as_array().unwrap().iter().flat_map(|p| p["files"].as_array().unwrap().clone()).map(|f| Path::new(f.as_str().unwrap()).strip_prefix(&ds).unwrap().to_str().unwrap().to_string()).collect();
+    assert_eq!(left, current, "what is left is what is current");
+    let after = read_delta(uri, &["--vacuum-hours", "0"], &[]);
+    assert!(vacuum(&after).iter().all(|f| !left.contains(f)), "vacuum lists nothing that is left: {:?}", vacuum(&after));
+    let config = std::fs::read_to_string(ds.join(format!("_delta_log/{:020}.json", 4))).unwrap();
+    assert!(config.contains(r#""delta.deletedFileRetentionDuration":"interval 0 seconds""#), "{config}");
+    readers_agree(uri, &after, &[]);
+}

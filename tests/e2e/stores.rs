@@ -450,7 +450,8 @@ fn gc_on_azure() {
 
 /// A dataset with 101 commits on a bucket: commit 100 wrote a Delta checkpoint (Parquet,
 /// and `_last_checkpoint`), and `show` reads the state from it: with every JSON commit
-/// before it deleted (another engine's log cleanup) the state is the same.
+/// before it deleted (another engine's log cleanup) the state is the same, and published run ids
+/// are still known (their `txn` actions are in the checkpoint).
 fn checkpointed_history(kind: Kind) {
     use sluice_orchestrate::store::{Change, CommitRequest, Dataset, PartitionVersion};
     use sluice_orchestrate::types::FileStats;
@@ -485,6 +486,9 @@ fn checkpointed_history(kind: Kind) {
     let out = cloud.sluice(&show_json, &[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(serde_json::from_str::<Value>(out.stdout.lines().last().unwrap()).unwrap()["partitions"], show["partitions"]);
+    // a run id published in a deleted commit is still known (its txn is in the checkpoint)
+    let head = ds.head().unwrap();
+    assert_eq!((head.published_by("r5").unwrap(), head.published_by("r100").unwrap(), head.published_by("r101").unwrap()), (Some(6), Some(101), None));
 }
 
 #[test]

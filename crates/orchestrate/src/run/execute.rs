@@ -23,13 +23,12 @@ use sluice_transform::{DimensionSpec, Dimensions, TransformError, Transformer};
 
 use super::dimcache;
 use super::features::{embedding_column, tabular_batch, vocabularies, Vocabulary};
-use super::delta_out;
 use super::parquet_out::parquet_bytes;
 use super::plan::Plan;
 use super::transform_stage::{Batch, PartRows, RawItem, RawPart, TransformStage};
 use crate::pipeline::{ModelKind, OnBadRows, SourceFormat};
 use crate::runtime::{self, Budget, Cancel, Emitter, Measure, RunReport, Sink, Source, Stage};
-use crate::store::Attempt;
+use crate::store::{self, Attempt};
 use crate::types::{FileStats, InputRecord, Partition, RunOptions, StagedPartition};
 use crate::error::SluiceError;
 use crate::pipeline::Pipeline;
@@ -209,7 +208,7 @@ impl Stage for EncodeStage {
         for seg in b.segments {
             let frame = seg.frame.drop_many(self.drop_columns.iter().map(String::as_str));
             let schema: Vec<(String, String)> = frame.schema().iter().map(|(n, t)| (n.to_string(), t.to_string())).collect();
-            let table_schema = delta_out::table_schema(frame.schema()).map_err(|e| (None, e))?;
+            let table_schema = store::stats::table_schema(frame.schema()).map_err(|e| (None, e))?;
             let mut offset = 0;
             for rows in seg.parts {
                 let part = Some(rows.partition.clone());
@@ -227,7 +226,7 @@ impl Stage for EncodeStage {
                 while at < mine.height() || files.is_empty() {
                     let chunk = mine.slice(at as i64, self.max_rows_per_file);
                     let bytes = parquet_bytes(&chunk, kv.clone()).map_err(err)?;
-                    stats.push(delta_out::file_stats(&chunk, bytes.len(), &key));
+                    stats.push(store::stats::file_stats(&chunk, bytes.len(), &key));
                     files.push(Bytes::from(bytes));
                     at += self.max_rows_per_file;
                 }

@@ -18,7 +18,6 @@ mod hooks;
 pub mod job;
 pub mod manifest;
 pub mod models;
-mod delta_out;
 mod parquet_out;
 pub(crate) mod plan;
 pub mod publish;

@@ -60,7 +60,7 @@ pub(super) fn encode(req: &CommitRequest<'_>, record: &Commit) -> Result<Vec<Act
 }
 
 /// The table's new metaData, if this commit changes it.
-fn table_change(req: &CommitRequest<'_>, next: u64, now: DateTime<Utc>) -> Result<Option<TableMeta>, SluiceError> {
+pub(super) fn table_change(req: &CommitRequest<'_>, next: u64, now: DateTime<Utc>) -> Result<Option<TableMeta>, SluiceError> {
     let Some(t) = &req.table else { return Ok(None) };
     match (&req.change, &req.schema) {
         (Change::Publish, Some(schema)) => t.evolve(schema),

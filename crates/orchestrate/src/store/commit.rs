@@ -173,11 +173,13 @@ pub struct CommitRequest<'a> {
     pub table: Option<TableMeta>,
     /// A publish: the schema of its files, as a Delta struct type.
     pub schema: Option<serde_json::Value>,
+    /// The commit's time (now, unless a converted history says otherwise).
+    pub at: Option<DateTime<Utc>>,
 }
 
 impl<'a> CommitRequest<'a> {
     pub fn new(base: u64, change: Change, run_id: &'a str, partitions: BTreeMap<String, Option<PartitionVersion>>, command: &'a [String]) -> Self {
-        CommitRequest { base, change, run_id, attempt: None, partitions, command, replaced: BTreeMap::new(), table: None, schema: None }
+        CommitRequest { base, change, run_id, attempt: None, partitions, command, replaced: BTreeMap::new(), table: None, schema: None, at: None }
     }
 
     /// Decided on `current` (the partitions' versions at `base`) of a table with `table`

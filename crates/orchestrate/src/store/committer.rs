@@ -135,7 +135,7 @@ impl Dataset {
 fn record(req: &CommitRequest<'_>, next: u64) -> Commit {
     Commit {
         commit: next,
-        timestamp: Utc::now(),
+        timestamp: req.at.unwrap_or_else(Utc::now),
         change: req.change.clone(),
         run_id: req.run_id.to_string(),
         attempt: req.attempt.map(str::to_string),

@@ -54,6 +54,9 @@ impl Dataset {
     fn versions(&self) -> Result<Vec<u64>, SluiceError> {
         let mut numbers: Vec<u64> = self.storage.list(layout::DELTA_LOG)?.iter().filter_map(|(rel, _)| layout::numbered(rel)).collect();
         numbers.sort_unstable();
+        if numbers.is_empty() && self.has_legacy_log()? {
+            return Err(self.legacy_refusal());
+        }
         for (i, n) in numbers.iter().enumerate() {
             if *n != i as u64 {
                 return Err(self.err("Delta log", format!("version {i} is missing (found {n}); sluice needs the whole log")));
@@ -103,7 +106,12 @@ impl Dataset {
 
     /// The state as of `version` (the latest when `None`).
     pub fn head_at(&self, version: Option<u64>) -> Result<Head, SluiceError> {
-        let Some(table) = self.delta.table(version)? else { return Ok(Head::default()) };
+        let Some(table) = self.delta.table(version)? else {
+            return match self.has_legacy_log()? {
+                true => Err(self.legacy_refusal()),
+                false => Ok(Head::default()),
+            };
+        };
         match Head::of(&self.delta, table)? {
             Ok(head) => {
                 tracing::debug!(version = head.version, "read the Delta log");

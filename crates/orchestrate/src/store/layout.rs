@@ -16,6 +16,14 @@
 //! not part of the table (Delta's vacuum included), and the data folder's `key=value`
 //! names the partition the way Hive-style readers expect.
 
+/// The log of datasets written before the Delta log (read only by `sluice convert`).
+const LEGACY_COMMITS_DIR: &str = "_sluice/commits";
+
+/// Commit `n` of a dataset written before the Delta log.
+pub(crate) fn legacy_commit(n: u64) -> String {
+    format!("{LEGACY_COMMITS_DIR}/{n:020}.json")
+}
+
 /// The Delta log folder (its files are named by deltalake-core).
 pub(crate) const DELTA_LOG: &str = "_delta_log";
 const RUNS_DIR: &str = "_sluice/runs";

@@ -44,6 +44,8 @@ mod delta;
 pub mod head;
 pub mod ids;
 pub mod layout;
+mod legacy;
+pub mod stats;
 pub mod table;
 #[cfg(test)]
 pub(crate) mod testing;

@@ -110,6 +110,8 @@ pub enum Command {
         #[arg(long)]
         note: Option<String>,
     },
+    /// Convert a dataset written by an older sluice (its _sluice/commits log) into a Delta table, history kept
+    Convert { dataset: String },
     /// Remove a pin
     Unpin {
         dataset: String,

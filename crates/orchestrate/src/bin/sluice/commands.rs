@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde_json::json;
 use sluice_extract::Storage;
-use sluice_orchestrate::ops::gc;
+use sluice_orchestrate::ops::{convert, gc};
 use sluice_orchestrate::ops::history::{self, RollbackTarget, RollbackTo};
 use sluice_orchestrate::report::summary::RunSummary;
 use sluice_orchestrate::run::{self as job, open_dataset as dataset_of};
@@ -45,6 +45,7 @@ pub fn dispatch(command: Command, argv: Vec<String>, cancel: &Cancel, progress: 
             let line = history::pin(&open_dataset(&dataset)?, &partition, &version, true, note, &argv)?;
             print_lines([json_line(&line)?])
         }
+        Command::Convert { dataset } => print_lines([json_line(&convert::convert(&open_dataset(&dataset)?)?)?]),
         Command::Unpin { dataset, partition, version } => {
             let line = history::pin(&open_dataset(&dataset)?, &partition, &version, false, None, &argv)?;
             print_lines([json_line(&line)?])

@@ -36,7 +36,7 @@ fn delta_type(dt: &DataType) -> Option<Value> {
 }
 
 /// The table schema of frames with `schema`.
-pub(crate) fn table_schema(schema: &Schema) -> Result<Value, SluiceError> {
+pub fn table_schema(schema: &Schema) -> Result<Value, SluiceError> {
     let mut fields = Vec::new();
     for (name, dt) in schema.iter() {
         let t = delta_type(dt).ok_or_else(|| {
@@ -49,7 +49,7 @@ pub(crate) fn table_schema(schema: &Schema) -> Result<Value, SluiceError> {
 
 /// The statistics of a file of `df`'s rows, `size` bytes long. The partition column is
 /// left out: its value is the file's partition value.
-pub(crate) fn file_stats(df: &DataFrame, size: usize, partition_key: &str) -> FileStats {
+pub fn file_stats(df: &DataFrame, size: usize, partition_key: &str) -> FileStats {
     let (mut min, mut max, mut nulls) = (Map::new(), Map::new(), Map::new());
     for c in df.columns().iter().filter(|c| c.name().as_str() != partition_key) {
         let s = c.as_materialized_series();
