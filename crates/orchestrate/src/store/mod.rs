@@ -1,5 +1,7 @@
-//! The dataset store: immutable versioned Parquet files, published by put-if-absent commits.
-//! This module is the only code that knows the on-disk layout: [`layout`] names every path.
+//! The dataset store: immutable versioned Parquet files in a Delta Lake table, published by
+//! put-if-absent commits to its `_delta_log` (sluice's commit N is Delta version N), which
+//! every engine with a Delta reader reads without sluice. This module is the only code that
+//! knows the on-disk layout: [`layout`] names every path.
 //!
 //! The layout under the dataset root (local path or object store, always through
 //! `Arc<dyn ObjectStore>`) is [`layout`]'s alone.
@@ -12,8 +14,8 @@
 //! The commit protocol, as a state machine:
 //! 1. *write*: an attempt writes its files under its own folders. Readers never look there
 //!    unless a commit points to it, so a crash here leaves only unreferenced debris.
-//! 2. *read state*: the current state is the fold of commits 1..=N, in order (each commit
-//!    sets or removes partitions' current versions). Readers find versions only this way,
+//! 2. *read state*: the current state is Delta's replay of the log (its `add` and `remove`
+//!    actions, from the newest checkpoint: [`Head`]). Readers find versions only this way,
 //!    never by listing data folders.
 //! 3. *commit*: create commit N+1 with put-if-absent, built on the state the caller read
 //!    (`base`). If N+1 already exists another writer won: read it. If it is a publish by the
@@ -31,9 +33,12 @@
 //! [`Conflict`]: crate::error::SluiceError::Conflict
 //! [`CommitUnknown`]: crate::error::SluiceError::CommitUnknown
 //!
-//! The rooms: [`layout`] (paths) < [`commit`] (records and folds) < [`checkpoint`] <
-//! [`dataset`] (reading the log) < [`committer`] (the commit loop) < [`attempt`] (a run's
-//! writes); [`ids`] validates run ids (they name folders).
+//! The rooms: [`layout`] (paths), [`table`] (metaData: schema, pins, properties) <
+//! [`commit`] (records and folds) < `actions` (a commit as Delta actions and back),
+//! `delta` (the log through deltalake-core), [`stats`] (file statistics) < [`head`] (the
+//! current state) < [`dataset`] (reading the log) < `committer` (the commit loop) <
+//! [`attempt`] (a run's writes); `legacy` (an older sluice's log, for `sluice convert`);
+//! [`ids`] validates run ids (they name folders).
 
 mod actions;
 pub mod attempt;
