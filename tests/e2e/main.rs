@@ -26,6 +26,7 @@ mod faults;
 mod gc;
 mod history;
 mod line_ends;
+mod models;
 mod ops;
 mod proxy;
 mod quality;
@@ -269,7 +270,7 @@ fn delta_commit(bytes: &[u8]) -> Value {
             let t = &a["tags"];
             let checks = t["sluice.checks"].as_str().map_or(Value::Null, |c| serde_json::from_str(c).unwrap());
             *v = serde_json::json!({"version": t["sluice.version"], "manifest": t["sluice.manifest"], "fingerprint": t["sluice.fingerprint"], "checks": checks,
-                                     "published_in": t["sluice.publishedIn"].as_str().unwrap().parse::<u64>().unwrap(), "files": [], "rows": 0});
+                                     "published_in": t["sluice.publishedIn"].as_str().unwrap().parse::<u64>().unwrap(), "model": t["sluice.model"], "files": [], "rows": 0});
         }
         v["files"].as_array_mut().unwrap().push(a["path"].clone());
         v["rows"] = (v["rows"].as_u64().unwrap() + rows).into();

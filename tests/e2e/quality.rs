@@ -171,7 +171,7 @@ fn gzip_and_zstd_landing_files_give_the_same_output_as_the_plain_csv() {
 }
 
 /// A copy of the flight model whose weights are all zero: it scores every row 0.5.
-fn constant_model(tag: &str) -> PathBuf {
+pub(super) fn constant_model(tag: &str) -> PathBuf {
     let dir = temp_dir(tag).join("model");
     std::fs::create_dir_all(&dir).unwrap();
     let src = repo().join("data/models/flight_delay");

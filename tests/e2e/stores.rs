@@ -463,7 +463,7 @@ fn checkpointed_history(kind: Kind) {
         let (run, part) = (format!("r{i}"), format!("date=2013-01-{:02}", i % 28 + 1));
         let files = vec![format!("{part}/{run}/0000000000000000/part-00000.parquet")];
         let file_stats = vec![FileStats { size: 1, rows: i, stats: None }];
-        let v = PartitionVersion { version: run.clone(), files, file_stats, rows: i, fingerprint: String::new(), manifest: String::new(), published_in: 0, checks: None };
+        let v = PartitionVersion { version: run.clone(), files, file_stats, rows: i, fingerprint: String::new(), manifest: String::new(), published_in: 0, model: None, checks: None };
         let mut req = CommitRequest::new(i, Change::Publish, &run, [(part.clone(), Some(v.clone()))].into(), &[]).on(&current, None);
         req.schema = Some(schema.clone());
         ds.commit(req).unwrap();

@@ -34,6 +34,9 @@ pub struct HistoryEntry {
     /// The pipeline's checks on a published version.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checks: Option<CheckTally>,
+    /// The model that scored the version (where the log says).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
 }
 
 pub fn history(log: &[Commit], partition: Option<&str>) -> Vec<HistoryEntry> {
@@ -55,6 +58,7 @@ pub fn history(log: &[Commit], partition: Option<&str>) -> Vec<HistoryEntry> {
                 pinned: None,
                 note: None,
                 checks: v.as_ref().and_then(|v| v.checks.clone()).filter(|_| c.change == Change::Publish),
+                model: v.as_ref().and_then(|v| v.model.clone()),
             });
         }
         let entry = |partition: &str, version: &str| HistoryEntry {
@@ -69,6 +73,7 @@ pub fn history(log: &[Commit], partition: Option<&str>) -> Vec<HistoryEntry> {
             pinned: None,
             note: None,
             checks: None,
+            model: None,
         };
         let wanted = |p: &str| partition.is_none_or(|want| want == p);
         for pin in c.change.pins().iter().filter(|pin| wanted(&pin.partition)) {
@@ -79,6 +84,21 @@ pub fn history(log: &[Commit], partition: Option<&str>) -> Vec<HistoryEntry> {
         }
     }
     out
+}
+
+/// The entries of the versions a model (an id or a unique prefix) scored: their publishes
+/// and the rollbacks that made them current again.
+pub fn history_of_model(ds: &Dataset, log: &[Commit], prefix: &str) -> Result<Vec<HistoryEntry>, SluiceError> {
+    let model = ds.resolve_model(log, prefix)?;
+    let mut out = Vec::new();
+    for c in log {
+        for (p, v) in c.partitions.iter().filter_map(|(p, v)| v.as_ref().map(|v| (p, v))) {
+            if ds.model_of(v)?.as_deref() == Some(model.as_str()) {
+                out.extend(history(std::slice::from_ref(c), Some(p)).into_iter().map(|e| HistoryEntry { model: Some(model.clone()), ..e }));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Why a version cannot be used any more, if gc collected it.
@@ -167,18 +187,23 @@ pub enum RollbackTarget {
     Partition { partition: String, to: RollbackTo },
     /// Undo everything one run published (partitions it created are removed).
     Run { run_id: String },
+    /// Every partition whose current version this model (an id or a unique prefix) scored
+    /// goes back to its latest earlier version scored by another model.
+    Model { model: String },
 }
 
 /// Roll back: one commit that re-points the target's partitions (see [`RollbackTarget`]).
 /// Nothing to move is `up_to_date`; a target whose files gc collected or that are missing
-/// is refused.
-pub fn rollback(ds: &Dataset, target: &RollbackTarget, command: &[String]) -> Result<RunSummary, SluiceError> {
+/// is refused. With `dry_run` the summary is the plan (`dry_run`) and nothing is committed.
+pub fn rollback(ds: &Dataset, target: &RollbackTarget, dry_run: bool, command: &[String]) -> Result<RunSummary, SluiceError> {
     let started = std::time::Instant::now();
     let log = ds.log()?;
     let snap = store::fold(&log, None);
+    let mut unchanged = Vec::new();
     let mut moves = match target {
         RollbackTarget::Partition { partition, to } => partition_move(ds, &log, partition, to)?,
         RollbackTarget::Run { run_id } => run_moves(ds, &log, &snap, run_id)?,
+        RollbackTarget::Model { model } => model_moves(ds, &log, &snap, model, &mut unchanged)?,
     };
     // drop no-ops; refuse targets gc collected, or whose files are gone
     moves.retain(|p, v| snap.partitions.get(p).map(|c| &c.version) != v.as_ref().map(|v| &v.version));
@@ -190,8 +215,10 @@ pub fn rollback(ds: &Dataset, target: &RollbackTarget, command: &[String]) -> Re
         .iter()
         .map(|(p, v)| v.as_ref().map_or_else(|| PartitionSummary::removed(p), |v| PartitionSummary::of_version(ds, p, v)))
         .collect();
-    if moves.is_empty() {
-        return Ok(RunSummary::new(RunStatus::UpToDate, &action_id, ds, started).with_partitions(summaries).with_commit(snap.commit));
+    let summary = |status| RunSummary { unchanged: unchanged.clone(), ..RunSummary::new(status, &action_id, ds, started) };
+    if moves.is_empty() || dry_run {
+        let status = if dry_run { RunStatus::DryRun } else { RunStatus::UpToDate };
+        return Ok(summary(status).with_partitions(summaries).with_commit(snap.commit));
     }
     let previous = moves.keys().map(|p| (p.clone(), snap.partitions.get(p).map(|v| v.version.clone()))).collect();
     let head = ds.head_at(Some(snap.commit))?;
@@ -199,7 +226,27 @@ pub fn rollback(ds: &Dataset, target: &RollbackTarget, command: &[String]) -> Re
     let commit = match ds.commit(req)? {
         CommitOutcome::Committed(n) | CommitOutcome::AlreadyPublished(n) => n,
     };
-    Ok(RunSummary::new(RunStatus::Published, &action_id, ds, started).with_partitions(summaries).with_commit(commit))
+    Ok(summary(RunStatus::Published).with_partitions(summaries).with_commit(commit))
+}
+
+/// Roll back a model: each partition whose current version `prefix`'s model scored goes
+/// back to its latest earlier version by another model; those without one are left as
+/// they are, in `unchanged`.
+fn model_moves(ds: &Dataset, log: &[Commit], snap: &Snapshot, prefix: &str, unchanged: &mut Vec<String>) -> Result<Moves, SluiceError> {
+    let model = ds.resolve_model(log, prefix)?;
+    let mut moves = Moves::new();
+    for p in ds.scored_by(snap, &model)? {
+        match ds.before_model(log, &p, &snap.partitions[&p], &model)? {
+            Some(v) => {
+                moves.insert(p, Some(v));
+            }
+            None => {
+                tracing::warn!(partition = %p, model = %model, "no earlier version by another model; left as it is");
+                unchanged.push(p);
+            }
+        }
+    }
+    Ok(moves)
 }
 
 /// Re-point one partition: to a version it had, or to its version as of a commit.

@@ -108,6 +108,9 @@ pub struct RunSummary {
     /// Partitions asked for that have no input (a backfill range with gaps).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub skipped: Vec<String>,
+    /// Partitions a rollback by model leaves as they are (no earlier version by another model).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unchanged: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shard: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -138,6 +141,7 @@ impl RunSummary {
             commit: None,
             partitions: Vec::new(),
             skipped: Vec::new(),
+            unchanged: Vec::new(),
             shard: None,
             plan: None,
             duration_s: started.elapsed().as_secs_f64(),

@@ -39,6 +39,15 @@ fn run_id(opts: &RunOptions) -> Result<String, SluiceError> {
 
 /// Run a pipeline for the requested partitions and publish the result as one commit (or,
 /// with a shard, stage this shard's share for [`shards::publish`]).
+/// The partitions of `p`'s dataset (or `output`) whose current version the model `prefix`
+/// names scored: what `sluice run --rescore-model` reprocesses.
+pub fn scored_by(p: &Pipeline, output: Option<&str>, prefix: &str) -> Result<Vec<String>, SluiceError> {
+    let ds = plan::open_dataset(p, output)?;
+    let log = ds.log()?;
+    let model = ds.resolve_model(&log, prefix)?;
+    ds.scored_by(&store::fold(&log, None), &model)
+}
+
 pub fn run(p: &Pipeline, opts: RunOptions) -> Result<RunSummary, SluiceError> {
     let (started, started_at) = (Instant::now(), Utc::now());
     let run_id = run_id(&opts)?;

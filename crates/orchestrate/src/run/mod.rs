@@ -24,6 +24,6 @@ pub mod publish;
 pub mod shards;
 mod transform_stage;
 
-pub use job::run;
+pub use job::{run, scored_by};
 pub use plan::open_dataset;
 pub use shards::publish;

@@ -169,6 +169,7 @@ fn publish_staged(
                 fingerprint: s.fingerprint.clone(),
                 manifest,
                 published_in: 0,
+                model: Some(model_id.to_string()),
                 checks: CheckTally::of(checks, *override_checks),
             }),
         );

@@ -26,6 +26,7 @@ const TAG_MANIFEST: &str = "sluice.manifest";
 const TAG_PUBLISHED_IN: &str = "sluice.publishedIn";
 const TAG_CHECKS: &str = "sluice.checks";
 const TAG_FILE: &str = "sluice.file";
+const TAG_MODEL: &str = "sluice.model";
 
 fn encoding(e: impl std::fmt::Display) -> SluiceError {
     SluiceError::Store(format!("encoding a commit: {e}"))
@@ -132,6 +133,9 @@ fn add(p: &str, v: &PartitionVersion, index: usize, file: &str, s: FileStats, no
         (TAG_PUBLISHED_IN.to_string(), Some(v.published_in.to_string())),
         (TAG_FILE.to_string(), Some(index.to_string())),
     ]);
+    if let Some(m) = &v.model {
+        tags.insert(TAG_MODEL.to_string(), Some(m.clone()));
+    }
     if let Some(c) = &v.checks {
         tags.insert(TAG_CHECKS.to_string(), Some(serde_json::to_string(c).map_err(encoding)?));
     }
@@ -230,6 +234,7 @@ fn version_of(adds: &[(usize, &Add)]) -> Result<PartitionVersion, String> {
         fingerprint: need(TAG_FINGERPRINT)?,
         manifest: need(TAG_MANIFEST)?,
         published_in: need(TAG_PUBLISHED_IN)?.parse().map_err(|_| format!("file {}: a bad {TAG_PUBLISHED_IN}", first.path))?,
+        model: tag(tags, TAG_MODEL).map(str::to_string),
         checks,
     })
 }

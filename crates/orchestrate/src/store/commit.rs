@@ -27,6 +27,10 @@ pub struct PartitionVersion {
     pub manifest: String,
     /// The commit that first published this version.
     pub published_in: u64,
+    /// The id of the model that scored it (`None` for a version converted from an older log:
+    /// its manifest says).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
     /// The pipeline's checks on it, counted (and an override's reason).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checks: Option<CheckTally>,

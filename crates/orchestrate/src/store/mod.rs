@@ -42,6 +42,7 @@
 
 mod actions;
 pub mod attempt;
+mod by_model;
 pub mod commit;
 mod committer;
 pub mod dataset;

@@ -31,6 +31,7 @@ pub(crate) fn publish<'a>(base: u64, run: &'a str, p: &str, files: Vec<String>) 
         fingerprint: format!("fp-{run}"),
         manifest: String::new(),
         published_in: 0,
+        model: None,
         checks: None,
     };
     let mut req = CommitRequest::new(base, Change::Publish, run, BTreeMap::from([(p.to_string(), Some(v))]), &[]);

@@ -56,8 +56,11 @@ pub enum Command {
     /// The history of a dataset (a dataset URI, or a pipeline file for its output)
     Versions {
         dataset: String,
-        #[arg(long, value_name = "K=V")]
+        #[arg(long, value_name = "K=V", conflicts_with = "model")]
         partition: Option<String>,
+        /// Only the versions this model (an id or a unique prefix) scored
+        #[arg(long, value_name = "MODEL_ID")]
+        model: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -73,8 +76,15 @@ pub enum Command {
     Rollback {
         dataset: String,
         /// Undo everything this run published
-        #[arg(long, conflicts_with_all = ["partition", "to", "to_commit"])]
+        #[arg(long, conflicts_with_all = ["partition", "to", "to_commit", "model"])]
         run: Option<String>,
+        /// Re-point every partition whose current version this model (an id or a unique
+        /// prefix) scored to its latest earlier version by another model, in one commit
+        #[arg(long, value_name = "MODEL_ID", conflicts_with_all = ["partition", "to", "to_commit"])]
+        model: Option<String>,
+        /// Print what would move; commit nothing
+        #[arg(long)]
+        dry_run: bool,
         #[arg(long, value_name = "K=V")]
         partition: Option<String>,
         /// The version id (see `sluice versions`) to re-point the partition to
@@ -171,6 +181,10 @@ pub struct RunArgs {
     /// Score with this model instead of the pipeline's (a folder or an object store URI)
     #[arg(long)]
     pub model: Option<String>,
+    /// Re-score exactly the partitions whose current version this model (an id or a
+    /// unique prefix) scored, with --model, in one commit
+    #[arg(long, value_name = "MODEL_ID", requires = "model", conflicts_with_all = ["date", "from", "to", "partitions", "shard"])]
+    pub rescore_model: Option<String>,
     /// Override a pipeline [params] entry (relative paths are from the current directory)
     #[arg(long = "param", value_name = "K=V", value_parser = parse_kv)]
     pub params: Vec<(String, String)>,

@@ -29,16 +29,17 @@ pub fn dispatch(command: Command, argv: Vec<String>, cancel: &Cancel, progress: 
             job::publish(&p, &run_id, output.as_deref(), &argv, override_checks.as_deref()).map(Some)
         }
         Command::Validate { pipeline, params } => validate(&pipeline, &params),
-        Command::Versions { dataset, partition, json } => versions(&dataset, partition.as_deref(), json),
+        Command::Versions { dataset, partition, model, json } => versions(&dataset, partition.as_deref(), model.as_deref(), json),
         Command::Show { dataset, as_of, json } => show(&dataset, as_of.as_deref(), json),
-        Command::Rollback { dataset, run, partition, to, to_commit } => {
-            let target = match (run, partition, to, to_commit) {
-                (Some(run_id), None, None, None) => RollbackTarget::Run { run_id },
-                (None, Some(partition), Some(v), None) => RollbackTarget::Partition { partition, to: RollbackTo::Version(v) },
-                (None, Some(partition), None, Some(n)) => RollbackTarget::Partition { partition, to: RollbackTo::Commit(n) },
-                _ => return Err(SluiceError::Usage("give --run RUN_ID, or --partition K=V with --to VERSION or --to-commit N".into())),
+        Command::Rollback { dataset, run, model, partition, to, to_commit, dry_run } => {
+            let target = match (run, model, partition, to, to_commit) {
+                (Some(run_id), None, None, None, None) => RollbackTarget::Run { run_id },
+                (None, Some(model), None, None, None) => RollbackTarget::Model { model },
+                (None, None, Some(partition), Some(v), None) => RollbackTarget::Partition { partition, to: RollbackTo::Version(v) },
+                (None, None, Some(partition), None, Some(n)) => RollbackTarget::Partition { partition, to: RollbackTo::Commit(n) },
+                _ => return Err(SluiceError::Usage("give --run RUN_ID, --model MODEL_ID, or --partition K=V with --to VERSION or --to-commit N".into())),
             };
-            history::rollback(&open_dataset(&dataset)?, &target, &argv).map(Some)
+            history::rollback(&open_dataset(&dataset)?, &target, dry_run, &argv).map(Some)
         }
         Command::Gc { dataset, retain, apply, allow_short_retention, json } => gc(&dataset, retain, apply, allow_short_retention, json, &argv),
         Command::Pin { dataset, partition, version, note } => {
@@ -57,8 +58,15 @@ pub fn dispatch(command: Command, argv: Vec<String>, cancel: &Cancel, progress: 
 fn run(args: RunArgs, argv: Vec<String>, cancel: &Cancel, progress: bool) -> Outcome {
     let RunArgs {
         pipeline, date, from, to, dry_run, shard, metrics_file: _, mut partitions, force, run_id, input, output, model, params, override_checks,
+        rescore_model,
     } = args;
     let p = Pipeline::load_with(&pipeline, &params, true)?;
+    if let Some(old) = rescore_model {
+        partitions = job::scored_by(&p, output.as_deref(), &old)?;
+        if partitions.is_empty() {
+            return Err(SluiceError::NoInput { partition: format!("(partitions scored by {old})"), uri: "no current version".into() });
+        }
+    }
     let mut dates: Vec<String> = date.iter().map(|d| format!("date={d}")).collect();
     if let (Some(from), Some(to)) = (from, to) {
         dates.extend(date_range(from, to)?);
@@ -98,8 +106,13 @@ fn validate(pipeline: &Path, params: &[(String, String)]) -> Outcome {
     )])
 }
 
-fn versions(dataset: &str, partition: Option<&str>, json: bool) -> Outcome {
-    let entries = history::history(&open_dataset(dataset)?.log()?, partition);
+fn versions(dataset: &str, partition: Option<&str>, model: Option<&str>, json: bool) -> Outcome {
+    let ds = open_dataset(dataset)?;
+    let log = ds.log()?;
+    let entries = match model {
+        Some(m) => history::history_of_model(&ds, &log, m)?,
+        None => history::history(&log, partition),
+    };
     if json {
         return print_lines([json_line(&entries)?]);
     }
