@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use polars::prelude::*;
 use serde_json::Value;
 
+mod alerts;
 mod bad_input;
 mod batching;
 mod concurrency;

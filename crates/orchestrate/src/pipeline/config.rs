@@ -262,6 +262,10 @@ pub struct RuntimeConfig {
     /// of input, when the steps are row-wise (0: one partition at a time).
     #[serde(default = "default_batch_kib")]
     pub batch_kib: usize,
+    /// `HOST:PORT` of a StatsD agent (DogStatsD tags: Datadog's agent, CloudWatch's) to send
+    /// each run's metrics to over UDP; `--statsd` overrides it.
+    #[serde(default)]
+    pub statsd: Option<String>,
 }
 
 fn two() -> usize {
@@ -286,6 +290,7 @@ impl Default for RuntimeConfig {
             infer_workers: 1,
             write_workers: two(),
             batch_kib: default_batch_kib(),
+            statsd: None,
         }
     }
 }

@@ -29,7 +29,7 @@ mod validate;
 pub use config::{OnBadRows, OutputConfig, PartitionConfig, RuntimeConfig, SourceConfig, SourceFormat};
 pub use model::{Model, ModelKind};
 
-use crate::types::CheckSpec;
+use crate::types::{AlertSpec, CheckSpec};
 use crate::error::SluiceError;
 use doc::Doc;
 use sections::Sections;
@@ -51,6 +51,8 @@ pub struct Pipeline {
     pub runtime: RuntimeConfig,
     /// `[[checks]]`, run on each staged version before it is published.
     pub checks: Vec<CheckSpec>,
+    /// `[[alerts]]`: who is told what after a run.
+    pub alerts: Vec<AlertSpec>,
 }
 
 /// Absolute form of a param override given on the command line (relative to the current
@@ -125,6 +127,7 @@ fn resolve(s: Sections, path: &Path, sha256: String, check_model_dir: bool, erro
         validate::output(o, base, errors);
     }
     validate::runtime(&s.runtime, errors);
+    validate::alerts(&s.alerts, errors);
     Some(Pipeline {
         path: path.to_path_buf(),
         sha256,
@@ -138,6 +141,7 @@ fn resolve(s: Sections, path: &Path, sha256: String, check_model_dir: bool, erro
         output: s.output?,
         runtime: s.runtime,
         checks,
+        alerts: s.alerts,
     })
 }
 

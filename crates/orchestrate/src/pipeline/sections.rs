@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 
 use super::config::{CheckConfig, DimensionConfig, ModelConfig, OutputConfig, PartitionConfig, RuntimeConfig, SourceConfig, TypedStep};
 use super::doc::Doc;
+use crate::types::AlertSpec;
 
-const SECTIONS: [&str; 11] =
-    ["name", "params", "source", "partition", "dimensions", "transform", "checks", "model", "output", "runtime", "storage"];
+const SECTIONS: [&str; 12] =
+    ["name", "params", "source", "partition", "dimensions", "transform", "checks", "model", "output", "runtime", "storage", "alerts"];
 
 /// The sections as written, params filled in; `None` where a required one is missing or
 /// does not parse.
@@ -23,6 +24,7 @@ pub(super) struct Sections {
     pub dimensions: Vec<DimensionConfig>,
     pub steps: Vec<TypedStep>,
     pub checks: Vec<CheckConfig>,
+    pub alerts: Vec<AlertSpec>,
 }
 
 impl Sections {
@@ -55,7 +57,8 @@ impl Sections {
         dimensions.iter_mut().for_each(|d| d.uri = d.uri.as_deref().map(fill));
         let steps = doc.array("transform", errors);
         let checks = doc.array("checks", errors);
-        Sections { name, source, partition, model, output, runtime, storage, dimensions, steps, checks }
+        let alerts = doc.array("alerts", errors);
+        Sections { name, source, partition, model, output, runtime, storage, dimensions, steps, checks, alerts }
     }
 }
 

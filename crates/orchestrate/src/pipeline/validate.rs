@@ -13,7 +13,7 @@ use super::config::{
     SourceFormat, TypedStep,
 };
 use super::model::{Model, ModelKind};
-use crate::types::{CheckKind, CheckSpec};
+use crate::types::{AlertOn, AlertSpec, CheckKind, CheckSpec};
 
 /// `[source]`: its limits, separator, declared columns and their contracts, and its URI
 /// template (only the partition key's placeholder is filled).
@@ -106,6 +106,23 @@ pub(super) fn steps(steps: Vec<TypedStep>, errors: &mut Vec<String>) -> Vec<Step
         out.push(step);
     }
     out
+}
+
+/// `[[alerts]]`: a webhook named by an environment variable (the URL is a secret, never in
+/// the file), at least one event, a threshold where `quarantine` needs one.
+pub(super) fn alerts(specs: &[AlertSpec], errors: &mut Vec<String>) {
+    for (i, a) in specs.iter().enumerate() {
+        if a.webhook_env().is_none() {
+            errors.push(format!("alerts[{i}]: webhook must be \"env:NAME\", the environment variable holding the URL (a secret, never written in the file)"));
+        }
+        if a.on.is_empty() {
+            errors.push(format!("alerts[{i}]: 'on' names no event (failure, held, warn, quarantine, published)"));
+        }
+        let threshold = a.quarantined_above.filter(|f| (0.0..=1.0).contains(f));
+        if a.on.contains(&AlertOn::Quarantine) && threshold.is_none() {
+            errors.push(format!("alerts[{i}]: 'quarantine' needs quarantined_above, a fraction from 0 to 1"));
+        }
+    }
 }
 
 /// `[[checks]]`: each a spec, under a unique name.

@@ -163,6 +163,9 @@ pub struct RunArgs {
     /// Write the run's outcome here in Prometheus text format (node_exporter textfile)
     #[arg(long, value_name = "PATH")]
     pub metrics_file: Option<PathBuf>,
+    /// Send the run's metrics to this StatsD agent (HOST:PORT, UDP, DogStatsD tags)
+    #[arg(long, value_name = "HOST:PORT")]
+    pub statsd: Option<String>,
     /// A partition as KEY=VALUE; repeatable (all are published in one commit)
     #[arg(long = "partition", value_name = "K=V")]
     pub partitions: Vec<String>,

@@ -57,7 +57,7 @@ pub fn dispatch(command: Command, argv: Vec<String>, cancel: &Cancel, progress: 
 /// `sluice run`: the partitions from `--date`, `--from/--to` and `--partition`, then the run.
 fn run(args: RunArgs, argv: Vec<String>, cancel: &Cancel, progress: bool) -> Outcome {
     let RunArgs {
-        pipeline, date, from, to, dry_run, shard, metrics_file: _, mut partitions, force, run_id, input, output, model, params, override_checks,
+        pipeline, date, from, to, dry_run, shard, metrics_file: _, statsd: _, mut partitions, force, run_id, input, output, model, params, override_checks,
         rescore_model,
     } = args;
     let p = Pipeline::load_with(&pipeline, &params, true)?;

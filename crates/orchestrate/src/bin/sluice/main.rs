@@ -16,8 +16,9 @@ use std::time::Instant;
 use clap::Parser;
 use serde_json::json;
 use sluice_orchestrate::report::metrics::{self, RunMetrics};
+use sluice_orchestrate::report::{alerts, statsd};
 use sluice_orchestrate::runtime::{panic_message, Cancel};
-use sluice_orchestrate::{exit, SluiceError};
+use sluice_orchestrate::{exit, Pipeline, SluiceError};
 
 mod cli;
 mod commands;
@@ -81,6 +82,7 @@ fn main() -> ExitCode {
     install_signal_handlers(&cancel);
     let started = Instant::now();
     let metrics_target = metrics_target(&cli.command);
+    let report_target = report_target(&cli.command);
     let progress = std::io::stderr().is_terminal() && matches!(cli.log_format, LogFormat::Text);
     let summary_file = cli.summary_file.clone();
     install_panic_hook();
@@ -93,8 +95,37 @@ fn main() -> ExitCode {
     }
     if let Some(line) = summary_line(result, code, writes_summary, SIGNAL.get().copied()) {
         emit(&line, summary_file.as_deref());
+        if let Some(target) = report_target {
+            report(&target, &line, started);
+        }
     }
     ExitCode::from(code)
+}
+
+/// `sluice run`'s pipeline file, its params and `--statsd`: where its alerts and StatsD
+/// metrics go.
+struct ReportTarget {
+    pipeline: PathBuf,
+    params: Vec<(String, String)>,
+    statsd: Option<String>,
+}
+
+fn report_target(command: &Command) -> Option<ReportTarget> {
+    match command {
+        Command::Run(RunArgs { pipeline, params, statsd, .. }) => Some(ReportTarget { pipeline: pipeline.clone(), params: params.clone(), statsd: statsd.clone() }),
+        Command::Publish { pipeline, params, .. } => Some(ReportTarget { pipeline: pipeline.clone(), params: params.clone(), statsd: None }),
+        _ => None,
+    }
+}
+
+/// Send the pipeline's alerts and StatsD metrics for the summary `line`. A pipeline file
+/// that does not load (the run's own usage error) has none.
+fn report(target: &ReportTarget, line: &serde_json::Value, started: Instant) {
+    let Ok(p) = Pipeline::load_with(&target.pipeline, &target.params, false) else { return };
+    alerts::send_all(&p.alerts, &p.name, line);
+    if let Some(addr) = target.statsd.as_ref().or(p.runtime.statsd.as_ref()) {
+        statsd::send(addr, &p.name, line, started.elapsed().as_secs_f64());
+    }
 }
 
 /// A command line clap refused: `--help` and `--version` go to stdout with 0; usage errors
