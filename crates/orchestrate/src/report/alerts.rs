@@ -96,3 +96,40 @@ fn send(url: &str, body: &Value) -> Result<(), String> {
     };
     rt.block_on(async { tokio::time::timeout(IN_ALL, tries).await.unwrap_or_else(|_| Err(format!("no answer within {IN_ALL:?}"))) })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(on: &[AlertOn], quarantined_above: Option<f64>) -> AlertSpec {
+        AlertSpec { on: on.to_vec(), webhook: "env:X".into(), format: AlertFormat::Json, quarantined_above }
+    }
+
+    #[test]
+    fn each_event_fires_on_the_summary_lines_that_show_it_and_only_those() {
+        let all = [AlertOn::Failure, AlertOn::Held, AlertOn::Warn, AlertOn::Quarantine, AlertOn::Published];
+        let s = spec(&all, Some(0.01));
+        let published = json!({"status": "published", "rows": {"in": 1000, "quarantined": 20},
+            "partitions": [{"checks": [{"severity": "warn", "status": "fail"}, {"severity": "error", "status": "pass"}]}]});
+        assert_eq!(events(&s, &published), [AlertOn::Warn, AlertOn::Quarantine, AlertOn::Published]);
+        let below = json!({"status": "published", "rows": {"in": 1000, "quarantined": 10}, "partitions": []});
+        assert_eq!(events(&s, &below), [AlertOn::Published], "1.0% is not above 1%");
+        let held = json!({"status": "failed", "exit_code": 3, "checks_failed": [{"check": {}}]});
+        assert_eq!(events(&s, &held), [AlertOn::Held], "a hold is not also a failure");
+        let failed = json!({"status": "failed", "exit_code": 4});
+        assert_eq!(events(&s, &failed), [AlertOn::Failure]);
+        let nothing = json!({"status": "skipped", "exit_code": 99});
+        assert!(events(&s, &nothing).is_empty(), "nothing to do is not a failure");
+        assert!(events(&spec(&[AlertOn::Failure], None), &published).is_empty());
+    }
+
+    #[test]
+    fn a_slack_payload_has_text_and_blocks_and_a_json_one_is_the_summary() {
+        let line = json!({"status": "published", "commit": 7, "rows": {"out": 5}, "dataset": "s3://lake/scores", "run_id": "r1"});
+        let slack = payload(AlertFormat::Slack, AlertOn::Published, "flights", &line);
+        assert!(slack["text"].as_str().unwrap().contains("published commit 7"));
+        assert_eq!((slack["blocks"][0]["type"].as_str(), slack["blocks"][1]["type"].as_str()), (Some("section"), Some("context")));
+        let body = payload(AlertFormat::Json, AlertOn::Published, "flights", &line);
+        assert_eq!((body["alert"].as_str(), body["commit"].as_u64(), body["pipeline"].as_str()), (Some("published"), Some(7), Some("flights")));
+    }
+}
