@@ -173,3 +173,19 @@ fn gc_racing_a_run_that_staged_long_ago_never_lets_it_publish_collected_files() 
     assert_eq!(commits(&ds), 2, "the first publish and the gc");
     assert_eq!(check_show(&ds)["partitions"], before["partitions"], "the current version is whole");
 }
+
+/// A dataset nothing was ever published to has no Delta table, so gc has no log to record a
+/// deletion in: it reports the killed run's files and deletes nothing.
+#[test]
+fn gc_before_the_first_publish_deletes_nothing() {
+    let ds = temp_dir("gc-no-table");
+    killed_run(&ds);
+    let before = data_files(&ds);
+    assert!(!before.is_empty());
+    let out = gc(&ds, Utc::now() + Age::days(30), &["--apply"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.summary()["status"], "dry_run");
+    assert_eq!(out.summary()["debris"].as_array().map(Vec::len), Some(1));
+    assert_eq!(data_files(&ds), before, "nothing deleted");
+    assert!(!ds.join("_delta_log").exists());
+}

@@ -213,6 +213,12 @@ pub fn gc(ds: &Dataset, retain: Duration, apply: bool, now: DateTime<Utc>, comma
         if !apply || delete.is_empty() {
             return Ok(summary);
         }
+        if head.table.is_none() {
+            // gc records what it deletes in a commit before deleting (see above); a dataset
+            // nothing was ever published to has no table to commit to yet
+            tracing::warn!(dataset = ds.uri(), "nothing was ever published here, so gc has no log to record a deletion in; nothing deleted (publish once, then gc)");
+            return Ok(GcSummary { status: "dry_run", ..summary });
+        }
         let gc_id = format!("gc-{}", store::new_run_id());
         let req = CommitRequest::new(base, Change::Gc { gc: record }, &gc_id, BTreeMap::new(), command).on(&BTreeMap::new(), head.table.as_ref());
         match ds.commit(req) {
