@@ -46,15 +46,17 @@ pub(super) fn encode(req: &CommitRequest<'_>, record: &Commit) -> Result<Vec<Act
         actions.push(new.action()?);
     }
     for (p, v) in &req.partitions {
-        let Some(old) = req.replaced.get(p).filter(|old| v.as_ref().is_none_or(|v| v.files != old.files)) else { continue };
-        actions.extend(old.files.iter().zip(stats_of(old)).map(|(f, s)| Action::Remove(remove(p, f, s, now))));
-    }
-    for (p, v) in req.partitions.iter().filter_map(|(p, v)| v.as_ref().map(|v| (p, v))) {
-        if req.replaced.get(p).is_some_and(|old| old.files == v.files) {
-            continue;
+        let old = req.replaced.get(p);
+        if old.zip(v.as_ref()).is_some_and(|(old, v)| old.files == v.files) {
+            continue; // the same files: nothing changes
         }
-        for (i, (f, s)) in v.files.iter().zip(stats_of(v)).enumerate() {
-            actions.push(Action::Add(add(p, v, i, f, s, now)?));
+        if let Some(old) = old {
+            actions.extend(old.files.iter().zip(stats_of(old)).map(|(f, s)| Action::Remove(remove(p, f, s, now))));
+        }
+        if let Some(v) = v {
+            for (i, (f, s)) in v.files.iter().zip(stats_of(v)).enumerate() {
+                actions.push(Action::Add(add(p, v, i, f, s, now)?));
+            }
         }
     }
     Ok(actions)

@@ -7,7 +7,7 @@
 use chrono::Utc;
 use sluice_extract::PutOutcome;
 
-use super::actions::{self, encode};
+use super::actions::{self, encode, table_change};
 use super::commit::{Change, Commit, CommitOutcome, CommitRequest};
 use super::dataset::Dataset;
 use super::head::CHECKPOINT_EVERY;
@@ -44,8 +44,8 @@ impl Dataset {
                     return Err(SluiceError::CommitUnknown { dataset: self.uri().to_string(), commit: next, reason: e.to_string() })
                 }
             }
-            let theirs = self.read_commit(next)?;
-            if let Some(decided) = self.after_lost_race(&req, &theirs, next) {
+            let (theirs, theirs_change_table) = self.read_version(next)?;
+            if let Some(decided) = self.after_lost_race(&req, &theirs, theirs_change_table) {
                 return decided;
             }
             tracing::info!(commit = next, "lost the race for a commit on other partitions; retrying");
@@ -76,9 +76,11 @@ impl Dataset {
         }
     }
 
-    /// Another writer created the commit `req` wanted (`theirs`): what that means for
-    /// `req`, or `None` to try the next number.
-    fn after_lost_race(&self, req: &CommitRequest<'_>, theirs: &Commit, next: u64) -> Option<Result<CommitOutcome, SluiceError>> {
+    /// Another writer created the commit `req` wanted (`theirs`, which wrote the table's
+    /// metaData if `theirs_change_table`): what that means for `req`, or `None` to try the
+    /// next number.
+    fn after_lost_race(&self, req: &CommitRequest<'_>, theirs: &Commit, theirs_change_table: bool) -> Option<Result<CommitOutcome, SluiceError>> {
+        let next = theirs.commit;
         if req.attempt.is_some() && theirs.attempt.as_deref() == req.attempt && theirs.run_id == req.run_id {
             // our own write landed and a retry of the request found it
             tracing::info!(commit = next, run_id = req.run_id, "commit written by this attempt (a retried request found it)");
@@ -99,7 +101,7 @@ impl Dataset {
             // a gc decides on the whole log: any newer commit means deciding again
             return Some(Err(self.conflict(format!("commit {next} landed while gc planned"))));
         }
-        if self.changes_table(req) && self.changed_table(next) {
+        if theirs_change_table && table_change(req, next, Utc::now()).is_ok_and(|t| t.is_some()) {
             return Some(Err(self.conflict(format!("commit {next} changed the table's metaData after commit {}; re-run", req.base))));
         }
         let shared = theirs.partitions.keys().find(|p| req.partitions.contains_key(*p))?;
@@ -107,15 +109,6 @@ impl Dataset {
             "commit {next} (run {}) changed partition {shared} after commit {}, which this run built on; re-run to build on it",
             theirs.run_id, req.base
         ))))
-    }
-
-    /// Whether `req` writes a metaData action (made from the table at its base).
-    fn changes_table(&self, req: &CommitRequest<'_>) -> bool {
-        encode(req, &record(req, req.base + 1)).is_ok_and(|a| a.iter().any(|a| matches!(a, deltalake_core::kernel::Action::Metadata(_))))
-    }
-
-    fn changed_table(&self, version: u64) -> bool {
-        self.delta.read(version).ok().flatten().is_none_or(|a| a.iter().any(|a| matches!(a, deltalake_core::kernel::Action::Metadata(_))))
     }
 
     fn conflict(&self, reason: String) -> SluiceError {

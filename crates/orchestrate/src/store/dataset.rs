@@ -78,12 +78,19 @@ impl Dataset {
 
     /// Commit (version) `n`, `n` > 0.
     pub fn read_commit(&self, n: u64) -> Result<Commit, SluiceError> {
+        Ok(self.read_version(n)?.0)
+    }
+
+    /// Version `n` as a commit, and whether it wrote the table's metaData.
+    pub(super) fn read_version(&self, n: u64) -> Result<(Commit, bool), SluiceError> {
         let actions = self.delta.read(n)?.ok_or_else(|| self.err("Delta log", format!("version {n} does not exist")))?;
-        match decode(n, &actions).map_err(|e| self.err(&format!("version {n}"), e))? {
-            Decoded::Sluice(c) => Ok(*c),
-            Decoded::NoData { operation } => Ok(external(n, &actions, operation)),
-            Decoded::Foreign { operation } => Err(self.foreign(n, operation)),
-        }
+        let changes_table = actions.iter().any(|a| matches!(a, deltalake_core::kernel::Action::Metadata(_)));
+        let commit = match decode(n, &actions).map_err(|e| self.err(&format!("version {n}"), e))? {
+            Decoded::Sluice(c) => *c,
+            Decoded::NoData { operation } => external(n, &actions, operation),
+            Decoded::Foreign { operation } => return Err(self.foreign(n, operation)),
+        };
+        Ok((commit, changes_table))
     }
 
     fn foreign(&self, version: u64, operation: String) -> SluiceError {

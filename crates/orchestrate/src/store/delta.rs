@@ -76,7 +76,7 @@ impl DeltaLog {
     /// or before it; `None` when there is no log yet.
     pub(crate) fn table(&self, version: Option<u64>) -> Result<Option<DeltaTable>, SluiceError> {
         // no log yet: asked first, so that the engine is not asked to load nothing
-        if !self.storage.exists(layout::LAST_CHECKPOINT)? && !self.storage.exists(&layout::log_file(0))? {
+        if !self.exists()? {
             return Ok(None);
         }
         let mut t = DeltaTable::new(self.store.clone());
@@ -91,6 +91,11 @@ impl DeltaLog {
             Err(DeltaTableError::NotATable(_)) => Ok(None),
             Err(e) => Err(self.err("loading the Delta log", e)),
         }
+    }
+
+    /// Whether the log exists: a checkpoint pointer, or version 0.
+    pub(crate) fn exists(&self) -> Result<bool, SluiceError> {
+        Ok(self.storage.exists(layout::LAST_CHECKPOINT)? || self.storage.exists(&layout::log_file(0))?)
     }
 
     /// The version that `app_id` (a run id) recorded in a `txn` action of `table`.

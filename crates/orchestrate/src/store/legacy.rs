@@ -50,7 +50,7 @@ impl Dataset {
 
     /// Whether the Delta log has a version 0 (the table exists).
     pub fn has_table(&self) -> Result<bool, SluiceError> {
-        Ok(self.delta.table(Some(0))?.is_some())
+        self.delta.exists()
     }
 }
 
