@@ -1,6 +1,10 @@
-//! Write-audit-publish: a pipeline's `[[checks]]` run on each staged version (its files read
-//! back, as a reader would see them) and, where a check compares, on the partition's current
-//! version, after the files are written and before the commit.
+//! Write-audit-publish: a pipeline's `[[checks]]` run on each staged version (its Parquet
+//! files as written, read as a reader would read them) and, where a check compares, on the
+//! partition's current version, before the commit.
+//!
+//! A run measures each partition as soon as its last file is encoded, while later
+//! partitions are still in the stages ([`run_on_files`], from the write stage); a shard's
+//! share is measured at `sluice publish`, its files read back from the store ([`run`]).
 //!
 //! A failed `error` check stops the publication (exit 3); the run's files stay, with a
 //! staging record, until `sluice publish --run ID --override-checks "reason"` publishes them
@@ -10,31 +14,43 @@
 
 use std::io::Cursor;
 
+use bytes::Bytes;
 use polars::prelude::*;
-use sluice_extract::ExtractError;
+use sluice_extract::{ExtractError, Storage};
 use sluice_transform::checks;
 
-use crate::store::{Dataset, PartitionVersion};
+use crate::store::PartitionVersion;
 use crate::types::{CheckKind, CheckResult, CheckSpec, CheckStatus, StagedPartition};
 use crate::error::SluiceError;
 
 /// Read Parquet files of the dataset into one frame (only `columns`, if given). A file that
 /// is gone was collected by gc while the run was long (or the version is being removed): a
 /// conflict, as the commit would find.
-fn read_files(dataset: &Dataset, files: &[String], columns: Option<Vec<String>>) -> Result<DataFrame, SluiceError> {
+fn read_files(storage: &Storage, files: &[String], columns: Option<Vec<String>>) -> Result<DataFrame, SluiceError> {
+    let bytes = files
+        .iter()
+        .map(|f| {
+            storage.get(f).map_err(|e| match e {
+                ExtractError::NotFound { .. } => SluiceError::Conflict {
+                    dataset: storage.uri().to_string(),
+                    reason: format!("{} is gone before the checks could read it (collected by gc?); re-run", storage.uri_of(f)),
+                },
+                e => e.into(),
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let names: Vec<String> = files.iter().map(|f| storage.uri_of(f)).collect();
+    parse_files(&bytes, &names, columns)
+}
+
+/// Parquet files' bytes (named `names`) as one frame (only `columns`, if given).
+fn parse_files(files: &[Bytes], names: &[String], columns: Option<Vec<String>>) -> Result<DataFrame, SluiceError> {
     let mut out: Option<DataFrame> = None;
-    for f in files {
-        let bytes = dataset.storage().get(f).map_err(|e| match e {
-            ExtractError::NotFound { .. } => SluiceError::Conflict {
-                dataset: dataset.uri().to_string(),
-                reason: format!("{} is gone before the checks could read it (collected by gc?); re-run", dataset.uri_of(f)),
-            },
-            e => e.into(),
-        })?;
+    for (bytes, name) in files.iter().zip(names) {
         let df = ParquetReader::new(Cursor::new(bytes))
             .with_columns(columns.clone())
             .finish()
-            .map_err(|e| SluiceError::other(format!("reading back {}", dataset.uri_of(f)), e))?;
+            .map_err(|e| SluiceError::other(format!("reading back {name}"), e))?;
         out = Some(match out {
             None => df,
             Some(acc) => acc.vstack(&df).map_err(|e| SluiceError::other("stacking files", e))?,
@@ -43,24 +59,47 @@ fn read_files(dataset: &Dataset, files: &[String], columns: Option<Vec<String>>)
     Ok(out.unwrap_or_default())
 }
 
-/// Run every check on one partition's staged version.
+/// Run every check on one partition's staged version, its files read back from `storage`.
 pub(crate) fn run(
     specs: &[CheckSpec],
-    dataset: &Dataset,
+    storage: &Storage,
     staged: &StagedPartition,
     current: Option<&PartitionVersion>,
 ) -> Result<Vec<CheckResult>, SluiceError> {
     if specs.is_empty() {
         return Ok(Vec::new());
     }
-    let output = read_files(dataset, &staged.files, columns_read(specs, &staged.schema))?;
+    let output = read_files(storage, &staged.files, columns_read(specs, &staged.schema))?;
+    measure(specs, storage, &output, current)
+}
+
+/// Run every check on one partition's new version from the bytes of its files (`names`:
+/// where they are written), as the run wrote them.
+pub(crate) fn run_on_files(
+    specs: &[CheckSpec],
+    storage: &Storage,
+    files: &[Bytes],
+    names: &[String],
+    schema: &[(String, String)],
+    current: Option<&PartitionVersion>,
+) -> Result<Vec<CheckResult>, SluiceError> {
+    if specs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let output = parse_files(files, names, columns_read(specs, schema))?;
+    measure(specs, storage, &output, current)
+}
+
+/// The checks on a new version's rows (`output`), and the current version's where a check
+/// compares.
+fn measure(specs: &[CheckSpec], storage: &Storage, output: &DataFrame, current: Option<&PartitionVersion>) -> Result<Vec<CheckResult>, SluiceError> {
     let drift_columns: Vec<String> =
         specs.iter().filter_map(|s| if let CheckKind::Drift { column, .. } = &s.kind { Some(column.clone()) } else { None }).collect();
     let current_frame = match current {
-        Some(v) if !drift_columns.is_empty() => Some(read_files(dataset, &v.files, Some(drift_columns))?),
+        Some(v) if !drift_columns.is_empty() => Some(read_files(storage, &v.files, Some(drift_columns))?),
         _ => None,
     };
-    specs.iter().map(|s| one(s, &output, current, current_frame.as_ref())).collect()
+    specs.iter().map(|s| one(s, output, current, current_frame.as_ref())).collect()
 }
 
 /// The columns of the new version the checks need: those a check names, or whose name

@@ -15,21 +15,22 @@ use std::sync::Arc;
 use bytes::Bytes;
 use polars::prelude::*;
 use serde_json::json;
+use sluice_extract::par::map_ordered;
 use sluice_extract::source::{prefetch, SourceObject};
 use sluice_extract::Storage;
 use sluice_infer::{choose_device, BatchPolicy, EmbeddingModel, TabularModel};
 use sluice_transform::ingest::first_bad_row;
 use sluice_transform::{DimensionSpec, Dimensions, TransformError, Transformer};
 
-use super::dimcache;
+use super::{audit, dimcache};
 use super::features::{embedding_column, tabular_batch, vocabularies, Vocabulary};
 use super::parquet_out::parquet_bytes;
 use super::plan::Plan;
 use super::transform_stage::{Batch, PartRows, RawItem, RawPart, TransformStage};
 use crate::pipeline::{ModelKind, OnBadRows, SourceFormat};
 use crate::runtime::{self, Budget, Cancel, Emitter, Measure, RunReport, Sink, Source, Stage};
-use crate::store::{self, Attempt};
-use crate::types::{FileStats, InputRecord, Partition, RunOptions, StagedPartition};
+use crate::store::{self, Attempt, PartitionVersion};
+use crate::types::{CheckResult, CheckSpec, FileStats, InputRecord, Partition, RunOptions, StagedPartition};
 use crate::error::SluiceError;
 use crate::pipeline::Pipeline;
 
@@ -210,30 +211,48 @@ impl Stage for EncodeStage {
             let schema: Vec<(String, String)> = frame.schema().iter().map(|(n, t)| (n.to_string(), t.to_string())).collect();
             let table_schema = store::stats::table_schema(frame.schema()).map_err(|e| (None, e))?;
             let mut offset = 0;
-            for rows in seg.parts {
-                let part = Some(rows.partition.clone());
-                let err = |e: PolarsError| (part.clone(), SluiceError::other(format!("writing partition {}", rows.partition), e));
-                let mut kv = (*self.kv).clone();
-                kv.push(("sluice.partition".into(), rows.partition.clone()));
-                kv.push(("sluice.fingerprint".into(), self.fingerprints.get(&rows.partition).cloned().unwrap_or_default()));
-                let inputs: Vec<_> = rows.inputs.iter().map(|i| json!({"uri": i.object.uri, "sha256": i.sha256})).collect();
-                kv.push(("sluice.inputs".into(), serde_json::Value::from(inputs).to_string()));
-                let mine = frame.slice(offset as i64, rows.rows);
-                offset += rows.rows;
-                let (mut files, mut stats) = (Vec::new(), Vec::new());
-                let key = rows.partition.split_once('=').map_or("", |(k, _)| k).to_string();
-                let mut at = 0;
-                while at < mine.height() || files.is_empty() {
-                    let chunk = mine.slice(at as i64, self.max_rows_per_file);
-                    let bytes = parquet_bytes(&chunk, kv.clone()).map_err(err)?;
-                    stats.push(store::stats::file_stats(&chunk, bytes.len(), &key));
-                    files.push(Bytes::from(bytes));
-                    at += self.max_rows_per_file;
-                }
+            let jobs: Vec<(DataFrame, &PartRows)> = seg
+                .parts
+                .iter()
+                .map(|rows| {
+                    offset += rows.rows;
+                    (frame.slice((offset - rows.rows) as i64, rows.rows), rows)
+                })
+                .collect();
+            // a block's partitions on a thread per core: the last block of a run is encoded
+            // while the other stages have nothing left to do
+            let workers = if jobs.len() > 1 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { 1 };
+            let files = map_ordered(&jobs, workers, |(mine, rows)| self.encode_part(mine, rows));
+            for (rows, files) in seg.parts.into_iter().zip(files) {
+                let (files, stats) = files.map_err(|e| (Some(rows.partition.clone()), e))?;
                 out.push(EncodedPart { rows, files, stats, schema: schema.clone(), table_schema: table_schema.clone() });
             }
         }
         Ok(Encoded(out))
+    }
+}
+
+impl EncodeStage {
+    /// One part's rows (`mine`) as Parquet files of at most `max_rows_per_file` rows, with
+    /// their statistics; at least one file.
+    fn encode_part(&self, mine: &DataFrame, rows: &PartRows) -> Result<(Vec<Bytes>, Vec<FileStats>), SluiceError> {
+        let err = |e: PolarsError| SluiceError::other(format!("writing partition {}", rows.partition), e);
+        let mut kv = (*self.kv).clone();
+        kv.push(("sluice.partition".into(), rows.partition.clone()));
+        kv.push(("sluice.fingerprint".into(), self.fingerprints.get(&rows.partition).cloned().unwrap_or_default()));
+        let inputs: Vec<_> = rows.inputs.iter().map(|i| json!({"uri": i.object.uri, "sha256": i.sha256})).collect();
+        kv.push(("sluice.inputs".into(), serde_json::Value::from(inputs).to_string()));
+        let (mut files, mut stats) = (Vec::new(), Vec::new());
+        let key = rows.partition.split_once('=').map_or("", |(k, _)| k).to_string();
+        let mut at = 0;
+        while at < mine.height() || files.is_empty() {
+            let chunk = mine.slice(at as i64, self.max_rows_per_file);
+            let bytes = parquet_bytes(&chunk, kv.clone()).map_err(err)?;
+            stats.push(store::stats::file_stats(&chunk, bytes.len(), &key));
+            files.push(Bytes::from(bytes));
+            at += self.max_rows_per_file;
+        }
+        Ok((files, stats))
     }
 }
 
@@ -250,6 +269,8 @@ pub struct Written {
     pub quarantine: Option<DataFrame>,
     pub inputs: Vec<InputRecord>,
     pub schema: Vec<(String, String)>,
+    /// The checks, once the partition is complete.
+    pub checks: Option<Vec<CheckResult>>,
 }
 
 struct WriteSink {
@@ -258,6 +279,43 @@ struct WriteSink {
     /// Key-value metadata of the quarantine files.
     kv: Vec<(String, String)>,
     parts: BTreeMap<String, Written>,
+    audit: Audit,
+}
+
+/// The checks of each partition, measured in the write stage on its files' bytes as soon as
+/// its last file is encoded (a partition's items arrive one after another, in plan order).
+struct Audit {
+    specs: Arc<Vec<CheckSpec>>,
+    storage: Storage,
+    /// The partitions' current versions, for the checks that compare.
+    current: Arc<BTreeMap<String, PartitionVersion>>,
+    /// The partition being written and its files' bytes so far.
+    open: Option<(String, Vec<Bytes>)>,
+}
+
+impl Audit {
+    /// `partition` is written next: the partition written until now, if another, is complete.
+    fn next(&mut self, partition: &str) -> Option<(String, Vec<Bytes>)> {
+        let done = self.open.take_if(|(p, _)| p != partition);
+        self.open.get_or_insert_with(|| (partition.to_string(), Vec::new()));
+        done
+    }
+
+    /// A file of the open partition.
+    fn keep(&mut self, bytes: Bytes) {
+        if let Some((_, files)) = self.open.as_mut() {
+            files.push(bytes);
+        }
+    }
+
+    /// Measure complete partition `partition` (its files' bytes), if it was written.
+    fn measure(&self, partition: &str, files: &[Bytes], parts: &mut BTreeMap<String, Written>) -> Result<(), SluiceError> {
+        let Some(w) = parts.get_mut(partition) else { return Ok(()) };
+        let names: Vec<String> = w.files.iter().map(|f| self.storage.uri_of(f)).collect();
+        let current = self.current.get(partition);
+        w.checks = Some(audit::run_on_files(&self.specs, &self.storage, files, &names, &w.schema, current)?);
+        Ok(())
+    }
 }
 
 impl Sink for WriteSink {
@@ -269,6 +327,9 @@ impl Sink for WriteSink {
         for p in e.0 {
             let rows = p.rows;
             let part = Some(rows.partition.clone());
+            if let Some((done, files)) = self.audit.next(&rows.partition) {
+                self.audit.measure(&done, &files, &mut self.parts).map_err(|e| (Some(done), e))?;
+            }
             let w = self.parts.entry(rows.partition.clone()).or_default();
             if w.schema.is_empty() {
                 w.schema = p.schema;
@@ -279,7 +340,8 @@ impl Sink for WriteSink {
                 if rows.rows == 0 && !w.files.is_empty() {
                     continue;
                 }
-                let rel = self.attempt.put_data(&rows.partition, w.files.len(), bytes).map_err(|e| (part.clone(), e))?;
+                let rel = self.attempt.put_data(&rows.partition, w.files.len(), bytes.clone()).map_err(|e| (part.clone(), e))?;
+                self.audit.keep(bytes);
                 w.files.push(rel);
                 w.file_stats.push(stats);
             }
@@ -304,6 +366,9 @@ impl Sink for WriteSink {
     }
 
     fn finish(mut self) -> StageResult<Self::Output> {
+        if let Some((last, files)) = self.audit.open.take() {
+            self.audit.measure(&last, &files, &mut self.parts).map_err(|e| (Some(last), e))?;
+        }
         if let Some(bar) = &self.progress {
             bar.finish_and_clear();
         }
@@ -378,6 +443,12 @@ pub(crate) fn execute(
         ("sluice.model_id".to_string(), plan.model_id.clone()),
     ];
     let progress = opts.progress.then(|| progress_bar(parts));
+    let audit = Audit {
+        specs: Arc::new(p.checks.clone()),
+        storage: plan.dataset.storage().clone(),
+        current: Arc::new(plan.snapshot.partitions.clone()),
+        open: None,
+    };
     // reads ahead: up to 8 at once, and two items' worth of bytes (at least 8 MiB, to hide a
     // store's latency; at most half the channel budget) fetched but not yet taken
     let ahead = (2 * largest).max(8 << 20).min(budget.channel_bytes / 2) as u64;
@@ -403,7 +474,7 @@ pub(crate) fn execute(
             kv: Arc::new(kv.clone()),
             fingerprints: Arc::new(plan.fingerprints.clone()),
         })
-        .sink("write", WriteSink { attempt: attempt.clone(), progress, kv: kv.clone(), parts: BTreeMap::new() })?;
+        .sink("write", WriteSink { attempt: attempt.clone(), progress, kv: kv.clone(), parts: BTreeMap::new(), audit })?;
     log_report(&report);
     let staged = written.into_iter().map(|(part, w)| (part.clone(), staged(plan.fingerprints[&part].clone(), w))).collect();
     Ok((staged, report))
@@ -449,5 +520,6 @@ fn staged(fingerprint: String, w: Written) -> StagedPartition {
         filtered_by: w.filtered,
         inputs: w.inputs,
         schema: w.schema,
+        checks: w.checks,
     }
 }

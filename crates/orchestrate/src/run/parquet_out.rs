@@ -7,20 +7,42 @@
 //! are written plain (zstd still finds their repeats); integers, text and the rest keep
 //! Polars' choice. Row groups, statistics and the Arrow schema in the footer are as
 //! `ParquetWriter` writes them, so Polars and pyarrow read the same types back.
+//!
+//! Pages are compressed with one zstd context per thread ([`ZstdPages`]), the same bytes as
+//! polars-parquet's `Compressor`, which sets up a context for every page: a year of small
+//! daily files has tens of thousands of pages, and that setup was a tenth of the run.
 
 use polars::prelude::*;
+use std::cell::RefCell;
+
+use polars_parquet::parquet::error::ParquetResult;
+use polars_parquet::parquet::page::{CompressedDictPage, DictPage};
+use polars_parquet::parquet::CowBuffer;
 use polars_parquet::read::ParquetError;
 use polars_parquet::write::{
-    array_to_columns, schema_to_metadata_key, to_parquet_schema, CompressionOptions, Compressor, DynIter,
-    DynStreamingIterator, Encoding, FallibleStreamingIterator, FileWriter, KeyValue, StatisticsOptions, Version,
-    WriteOptions, ZstdLevel,
+    array_to_columns, schema_to_metadata_key, to_parquet_schema, CompressedDataPage, CompressedPage, CompressionOptions,
+    DynIter, DynStreamingIterator, Encoding, FallibleStreamingIterator, FileWriter, KeyValue, Page, StatisticsOptions,
+    Version, WriteOptions, ZstdLevel,
 };
 
 /// Rows per row group, as Polars' writer.
 const ROW_GROUP_ROWS: usize = 512 * 512;
+/// zstd's level for every page.
+const ZSTD_LEVEL: i32 = 1;
+
+/// A column chunk's pages, encoded, not yet compressed.
+type Pages = Box<dyn Iterator<Item = ParquetResult<Page>> + Send + Sync>;
+/// A column chunk's pages, compressed, as the file writer takes them.
+type Compressed = DynStreamingIterator<'static, CompressedPage, PolarsError>;
 
 /// `df` as a Parquet file (zstd level 1) with `kv` in its footer.
 pub fn parquet_bytes(df: &DataFrame, kv: Vec<(String, String)>) -> PolarsResult<Vec<u8>> {
+    write_parquet(df, kv, |pages| DynStreamingIterator::new(ZstdPages { pages, current: None }.map_err(PolarsError::from)))
+}
+
+/// `df` as a Parquet file with `kv` in its footer, each column chunk's pages compressed by
+/// `compress`.
+fn write_parquet(df: &DataFrame, kv: Vec<(String, String)>, compress: impl Fn(Pages) -> Compressed) -> PolarsResult<Vec<u8>> {
     let schema = df.schema().to_arrow(CompatLevel::newest());
     let fields = to_parquet_schema(&schema)?.fields().to_vec();
     let encodings: Vec<Vec<Encoding>> = schema
@@ -32,7 +54,7 @@ pub fn parquet_bytes(df: &DataFrame, kv: Vec<(String, String)>) -> PolarsResult<
         .collect();
     let options = WriteOptions {
         statistics: StatisticsOptions::default(),
-        compression: CompressionOptions::Zstd(ZstdLevel::try_new(1).ok()),
+        compression: CompressionOptions::Zstd(ZstdLevel::try_new(ZSTD_LEVEL).ok()),
         version: Version::V1,
         data_page_size: None,
     };
@@ -47,8 +69,7 @@ pub fn parquet_bytes(df: &DataFrame, kv: Vec<(String, String)>) -> PolarsResult<
             for ((array, field), encoding) in batch.columns().iter().zip(&fields).zip(&encodings) {
                 for pages in array_to_columns(array, field.clone(), options, encoding)? {
                     let pages = pages.map(|p| p.map_err(|e| ParquetError::FeatureNotSupported(e.to_string())));
-                    let compressed = Compressor::new_from_vec(pages, options.compression, Vec::new());
-                    columns.push(Ok(DynStreamingIterator::new(compressed.map_err(PolarsError::from))));
+                    columns.push(Ok(compress(Box::new(pages))));
                 }
             }
             writer.write(batch.len() as u64, DynIter::new(columns.into_iter()))?;
@@ -58,4 +79,91 @@ pub fn parquet_bytes(df: &DataFrame, kv: Vec<(String, String)>) -> PolarsResult<
     footer.extend(kv.into_iter().map(|(key, value)| KeyValue { key, value: Some(value) }));
     writer.end(Some(footer))?;
     Ok(writer.into_inner())
+}
+
+thread_local! {
+    /// This thread's zstd context, set up on its first page.
+    static ZSTD: RefCell<Option<zstd::bulk::Compressor<'static>>> = const { RefCell::new(None) };
+}
+
+/// `bytes` compressed (zstd, [`ZSTD_LEVEL`]) into `out`, with this thread's context.
+fn zstd_into(bytes: &[u8], out: &mut Vec<u8>) -> ParquetResult<()> {
+    ZSTD.with_borrow_mut(|cctx| {
+        let cctx = match cctx {
+            Some(c) => c,
+            None => cctx.insert(zstd::bulk::Compressor::new(ZSTD_LEVEL)?),
+        };
+        out.clear();
+        out.reserve(zstd::zstd_safe::compress_bound(bytes.len()));
+        cctx.compress_to_buffer(bytes, out).map(|_| ())
+    })
+    .map_err(ParquetError::from)
+}
+
+/// A column's pages, each compressed as it is asked for (what polars-parquet's
+/// `Compressor` does for version 1 pages, on this thread's zstd context).
+struct ZstdPages<I> {
+    pages: I,
+    current: Option<CompressedPage>,
+}
+
+impl<I: Iterator<Item = ParquetResult<Page>>> FallibleStreamingIterator for ZstdPages<I> {
+    type Item = CompressedPage;
+    type Error = ParquetError;
+
+    fn advance(&mut self) -> Result<(), ParquetError> {
+        let mut out = Vec::new();
+        self.current = match self.pages.next() {
+            None => None,
+            Some(page) => Some(match page? {
+                Page::Data(page) => {
+                    zstd_into(page.buffer(), &mut out)?;
+                    let rows = page.num_rows().unwrap_or(0);
+                    let header = page.header().clone();
+                    let len = page.buffer().len();
+                    CompressedPage::Data(CompressedDataPage::new(header, CowBuffer::Owned(out), compression(), len, page.descriptor, rows))
+                }
+                Page::Dict(DictPage { buffer, num_values, is_sorted }) => {
+                    zstd_into(&buffer, &mut out)?;
+                    CompressedPage::Dict(CompressedDictPage::new(CowBuffer::Owned(out), compression(), buffer.len(), num_values, is_sorted))
+                }
+            }),
+        };
+        Ok(())
+    }
+
+    fn get(&self) -> Option<&CompressedPage> {
+        self.current.as_ref()
+    }
+}
+
+fn compression() -> polars_parquet::parquet::compression::Compression {
+    CompressionOptions::Zstd(ZstdLevel::try_new(ZSTD_LEVEL).ok()).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use polars_parquet::write::Compressor;
+
+    #[test]
+    fn files_are_the_bytes_polars_parquets_compressor_writes() {
+        let n = 70_000; // several pages per column
+        let df = df!(
+            "i" => (0..n).map(|i| i % 97).collect::<Vec<_>>(),
+            "f" => (0..n).map(|i| if i % 11 == 0 { None } else { Some(i as f64 / 7.0) }).collect::<Vec<_>>(),
+            "s" => (0..n).map(|i| format!("carrier-{}", i % 13)).collect::<Vec<_>>(),
+        )
+        .unwrap();
+        let kv = vec![("sluice.test".to_string(), "1".to_string())];
+        let theirs = write_parquet(&df, kv.clone(), |pages| {
+            let zstd = CompressionOptions::Zstd(ZstdLevel::try_new(ZSTD_LEVEL).ok());
+            DynStreamingIterator::new(Compressor::new(pages, zstd, Vec::new()).map_err(PolarsError::from))
+        })
+        .unwrap();
+        let ours = parquet_bytes(&df, kv).unwrap();
+        assert!(ours == theirs, "{} bytes against {}", ours.len(), theirs.len());
+        let back = ParquetReader::new(std::io::Cursor::new(ours)).finish().unwrap();
+        assert!(back.equals_missing(&df));
+    }
 }

@@ -189,13 +189,15 @@ fn audit_all(
 ) -> Result<BTreeMap<String, Vec<CheckResult>>, SluiceError> {
     let Publication { p, dataset, current, override_checks, .. } = publication;
     let started = std::time::Instant::now();
-    // each partition's files read back and measured in parallel, one partition per core at
-    // a time (not on rayon's pool: see map_ordered); accounted for and reported in
-    // partition order
+    // measured by the run as it wrote them; else (a shard's share) each partition's files
+    // read back and measured in parallel, one partition per core at a time (not on rayon's
+    // pool: see map_ordered); accounted for and reported in partition order
     let parts: Vec<(&String, &StagedPartition)> = staged.iter().collect();
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let measured: Vec<Result<Vec<CheckResult>, SluiceError>> =
-        map_ordered(&parts, workers, |(part, s)| audit::run(&p.checks, dataset, s, current.get(*part)));
+    let measured: Vec<Result<Vec<CheckResult>, SluiceError>> = map_ordered(&parts, workers, |(part, s)| match &s.checks {
+        Some(done) => Ok(done.clone()),
+        None => audit::run(&p.checks, dataset.storage(), s, current.get(*part)),
+    });
     let mut audits = BTreeMap::new();
     for ((part, s), results) in parts.into_iter().zip(measured) {
         account(s, p, part)?;

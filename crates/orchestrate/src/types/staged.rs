@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sluice_extract::ObjectRef;
 
+use super::CheckResult;
+
 /// An input object as recorded in lineage.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InputRecord {
@@ -46,6 +48,10 @@ pub struct StagedPartition {
     pub first_bad_row: Option<String>,
     pub inputs: Vec<InputRecord>,
     pub schema: Vec<(String, String)>,
+    /// The `[[checks]]` as the run measured them on the files it wrote; `None` (a shard's
+    /// share, merged or read from its record): measured at publication.
+    #[serde(skip)]
+    pub checks: Option<Vec<CheckResult>>,
 }
 
 impl StagedPartition {
@@ -64,6 +70,7 @@ impl StagedPartition {
             first_bad_row: None,
             inputs: Vec::new(),
             schema: schema.to_vec(),
+            checks: None,
         }
     }
 
@@ -85,5 +92,6 @@ impl StagedPartition {
             self.first_bad_row = s.first_bad_row.clone();
         }
         self.inputs.extend(s.inputs.iter().cloned());
+        self.checks = None; // measured on the whole partition
     }
 }
