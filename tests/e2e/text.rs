@@ -45,6 +45,38 @@ fn text_embeddings_of_ndjson_keep_columns_and_add_384_floats() {
 }
 
 #[test]
+fn a_bf16_run_is_a_new_version_whose_manifest_and_model_id_say_bf16() {
+    let dir = temp_dir("text-bf16");
+    let sample = std::fs::read_to_string(repo().join("data/sample/texts/texts.ndjson")).unwrap();
+    let input = dir.join("texts.ndjson");
+    std::fs::write(&input, sample.lines().take(60).collect::<Vec<_>>().join("\n") + "\n").unwrap();
+    // the same pipeline with `precision = "bf16"` (its model named absolutely: it is elsewhere)
+    let original = std::fs::read_to_string(text_pipeline()).unwrap();
+    let bf16 = dir.join("text_embeddings_bf16.toml");
+    std::fs::write(&bf16, original.replace("[model]\n", "[model]\nprecision = \"bf16\"\n")).unwrap();
+    let model = format!("model={}", repo().join("data/models/all-MiniLM-L6-v2").display());
+    let ds = dir.join("dataset");
+    let run = |pipeline: &str| sluice(&["run", pipeline, "--param", &model, "--input", input.to_str().unwrap(), "--output", ds.to_str().unwrap()]);
+    let f32_run = run(&text_pipeline());
+    assert_eq!(f32_run.code, 0, "{}", f32_run.stderr);
+    let bf16_run = run(bf16.to_str().unwrap());
+    // another model id (and pipeline): a new version, not the f32 one
+    assert_eq!(bf16_run.code, 0, "{}", bf16_run.stderr);
+    let (a, b) = (f32_run.summary(), bf16_run.summary());
+    assert_eq!(b["status"], "published");
+    let (pa, pb) = (&a["partitions"][0], &b["partitions"][0]);
+    let (ma, mb) = (manifest(&ds, "batch=all", pa["version"].as_str().unwrap()), manifest(&ds, "batch=all", pb["version"].as_str().unwrap()));
+    assert_eq!((ma["model"]["precision"].as_str(), mb["model"]["precision"].as_str()), (Some("f32"), Some("bf16")));
+    assert_eq!(mb["model"]["id"].as_str().unwrap(), format!("{}+bf16", ma["model"]["id"].as_str().unwrap()));
+    let ((_, va), (_, vb)) = (embeddings_of(pa["files"][0].as_str().unwrap()), embeddings_of(pb["files"][0].as_str().unwrap()));
+    assert_eq!(va.len(), vb.len());
+    for (x, y) in va.iter().zip(&vb) {
+        let dot: f32 = x.iter().zip(y).map(|(p, q)| p * q).sum();
+        assert!(dot >= 0.999, "cosine {dot} (both normalised)");
+    }
+}
+
+#[test]
 fn csv_and_parquet_inputs_with_empty_and_null_texts_follow_the_policy() {
     let dir = temp_dir("text-csv");
     let csv = dir.join("texts.csv");

@@ -1,7 +1,7 @@
 //! Embedding throughput, measured like the peers (../shared/peers/embed_*.py): load, warm up
 //! on 64 texts, then time `embed` over all texts.
 //!
-//!     cargo run --release -p sluice-infer --example embed_bench -- MODEL_DIR TEXTS.json [OUT.f32] [--max-tokens N] [--kernels fused|candle]
+//!     cargo run --release -p sluice-infer --example embed_bench -- MODEL_DIR TEXTS.json [OUT.f32] [--max-tokens N] [--kernels fused|candle] [--precision f32|bf16]
 //!
 //! TEXTS.json is a JSON list of strings. OUT.f32 (optional) gets the embeddings as raw
 //! little-endian float32, row-major, for comparison with the peers' outputs. The device is
@@ -12,7 +12,7 @@
 
 use std::time::Instant;
 
-use sluice_infer::{choose_device, BatchPolicy, EmbeddingModel, Kernels};
+use sluice_infer::{choose_device, BatchPolicy, EmbeddingModel, Kernels, Precision};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -33,13 +33,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         args.drain(i..i + 2);
     }
+    let mut precision = Precision::F32;
+    if let Some(i) = args.iter().position(|a| a == "--precision") {
+        precision = args.get(i + 1).and_then(|p| Precision::parse(p)).ok_or("--precision f32|bf16")?;
+        args.drain(i..i + 2);
+    }
     let (dir, texts_path) = (args.first().ok_or("MODEL_DIR")?, args.get(1).ok_or("TEXTS.json")?);
     let t0 = Instant::now();
     let device = choose_device(true)?;
     let dir = std::path::Path::new(dir);
-    let model = match kernels {
-        Some(k) => EmbeddingModel::load_with(dir, &device, k)?,
-        None => EmbeddingModel::load(dir, &device)?,
+    let model = match (kernels, precision) {
+        (Some(k), p) => EmbeddingModel::load_in(dir, &device, k, p)?,
+        (None, Precision::F32) => EmbeddingModel::load(dir, &device)?,
+        (None, p) => EmbeddingModel::load_in(dir, &device, Kernels::Fused, p)?,
     };
     let texts: Vec<String> = serde_json::from_str(&std::fs::read_to_string(texts_path)?)?;
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
@@ -49,7 +55,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let emb = model.embed(&refs, &policy)?;
     let dt = t.elapsed().as_secs_f64();
     println!(
-        "sluice device={device:?} kernels={kernels:?} threads={} max_tokens={} load_s={load_s:.2} {} texts in {dt:.2}s -> {:.1} texts/s dim={}",
+        "sluice device={device:?} kernels={kernels:?} precision={} threads={} max_tokens={} load_s={load_s:.2} {} texts in {dt:.2}s -> {:.1} texts/s dim={}",
+        precision.as_str(),
         std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "auto".into()),
         policy.max_tokens,
         texts.len(),

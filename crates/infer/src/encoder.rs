@@ -8,22 +8,48 @@
 //! - every projection is one `(tokens, in) x (in, out)` product over the whole batch,
 //!   with the weights transposed once at load, and Q, K and V come from one product;
 //! - bias, activation, residual and LayerNorm are folded into the product's output;
-//! - attention ignores each sequence's padding by its length instead of adding a mask.
+//! - attention ignores each sequence's padding by its length instead of adding a mask;
+//! - with [`Precision::Bf16`] the four linear layers multiply in bfloat16 ([`crate::bf16`]).
 
 use candle_core::Tensor;
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{Config, HiddenAct, PositionEmbeddingType};
 
+use crate::bf16::{has_bf16_kernel, Bf16Weight};
+use crate::embed::Precision;
 use crate::kernels::{Activation, AddBias, BiasActivation, MaskedSoftmax, ResidualLayerNorm};
 
+/// A linear layer's `(in, out)` weight, in the precision its products run in.
+enum Weight {
+    F32(Tensor),
+    Bf16(Bf16Weight),
+}
+
+impl Weight {
+    fn new(w: Tensor, precision: Precision) -> candle_core::Result<Self> {
+        Ok(match precision {
+            Precision::F32 => Weight::F32(w),
+            Precision::Bf16 => Weight::Bf16(Bf16Weight::new(&w, has_bf16_kernel())?),
+        })
+    }
+
+    /// `x (tokens, in)` times the weight.
+    fn matmul(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Weight::F32(w) => x.matmul(w),
+            Weight::Bf16(w) => w.matmul(x),
+        }
+    }
+}
+
 struct Layer {
-    qkv_w: Tensor, // (hidden, 3 hidden)
+    qkv_w: Weight, // (hidden, 3 hidden)
     qkv_b: Tensor, // (3 hidden)
-    out_w: Tensor, // (hidden, hidden)
+    out_w: Weight, // (hidden, hidden)
     out_p: Tensor, // (3, hidden): bias, gamma, beta
-    up_w: Tensor,  // (hidden, intermediate)
+    up_w: Weight,  // (hidden, intermediate)
     up_b: Tensor,  // (intermediate)
-    down_w: Tensor, // (intermediate, hidden)
+    down_w: Weight, // (intermediate, hidden)
     down_p: Tensor, // (3, hidden)
 }
 
@@ -51,7 +77,7 @@ fn norm_params(dense: &VarBuilder, norm: &VarBuilder, h: usize) -> candle_core::
 }
 
 impl CpuBert {
-    pub(crate) fn load(vb: VarBuilder, config: &Config) -> candle_core::Result<Self> {
+    pub(crate) fn load(vb: VarBuilder, config: &Config, precision: Precision) -> candle_core::Result<Self> {
         if config.position_embedding_type != PositionEmbeddingType::Absolute {
             candle_core::bail!("only absolute position embeddings are supported")
         }
@@ -70,14 +96,15 @@ impl CpuBert {
                 let vb = vb.pp(format!("encoder.layer.{l}"));
                 let (att, inter, output) = (vb.pp("attention"), vb.pp("intermediate"), vb.pp("output"));
                 let qkv = ["query", "key", "value"].map(|p| att.pp("self").pp(p));
+                let weight = |w: candle_core::Result<Tensor>| Weight::new(w?, precision);
                 Ok(Layer {
-                    qkv_w: Tensor::cat(&qkv.iter().map(|p| weight_t(p, h, h)).collect::<candle_core::Result<Vec<_>>>()?, 1)?,
+                    qkv_w: weight(Tensor::cat(&qkv.iter().map(|p| weight_t(p, h, h)).collect::<candle_core::Result<Vec<_>>>()?, 1))?,
                     qkv_b: Tensor::cat(&qkv.iter().map(|p| p.get(h, "bias")).collect::<candle_core::Result<Vec<_>>>()?, 0)?,
-                    out_w: weight_t(&att.pp("output.dense"), h, h)?,
+                    out_w: weight(weight_t(&att.pp("output.dense"), h, h))?,
                     out_p: norm_params(&att.pp("output.dense"), &att.pp("output.LayerNorm"), h)?,
-                    up_w: weight_t(&inter.pp("dense"), i, h)?,
+                    up_w: weight(weight_t(&inter.pp("dense"), i, h))?,
                     up_b: inter.pp("dense").get(i, "bias")?,
-                    down_w: weight_t(&output.pp("dense"), h, i)?,
+                    down_w: weight(weight_t(&output.pp("dense"), h, i))?,
                     down_p: norm_params(&output.pp("dense"), &output.pp("LayerNorm"), h)?,
                 })
             })
@@ -114,7 +141,7 @@ impl CpuBert {
         let mut x = candle_nn::ops::layer_norm(&x, &self.emb_norm.0, &self.emb_norm.1, self.eps)?.reshape((tokens, h))?;
 
         for l in &self.layers {
-            let qkv = x.matmul(&l.qkv_w)?;
+            let qkv = l.qkv_w.matmul(&x)?;
             qkv.inplace_op2(&l.qkv_b, &AddBias)?;
             let qkv = qkv.reshape((b, len, 3, heads, d))?.permute((2, 0, 3, 1, 4))?; // (3, b, heads, len, d)
             let (q, k, v) = (qkv.get(0)?.contiguous()?, qkv.get(1)?.contiguous()?, qkv.get(2)?.contiguous()?);
@@ -122,11 +149,11 @@ impl CpuBert {
             scores.inplace_op2(&lengths, &MaskedSoftmax { scale: 1.0 / (d as f32).sqrt() })?;
             let ctx = scores.matmul(&v)?.transpose(1, 2)?.contiguous()?.reshape((tokens, h))?;
 
-            let attended = ctx.matmul(&l.out_w)?;
+            let attended = l.out_w.matmul(&ctx)?;
             attended.inplace_op3(&x, &l.out_p, &ResidualLayerNorm { eps: self.eps })?;
-            let up = attended.matmul(&l.up_w)?;
+            let up = l.up_w.matmul(&attended)?;
             up.inplace_op2(&l.up_b, &BiasActivation(self.act))?;
-            let down = up.matmul(&l.down_w)?;
+            let down = l.down_w.matmul(&up)?;
             down.inplace_op3(&attended, &l.down_p, &ResidualLayerNorm { eps: self.eps })?;
             x = down;
         }

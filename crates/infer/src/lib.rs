@@ -8,12 +8,14 @@
 //! - [`embed`]: BERT-family sentence embeddings ([`EmbeddingModel`]) with token-budget
 //!   batching ([`BatchPolicy`]); numbers as sentence-transformers'. On the CPU the encoder
 //!   runs [`kernels`], fused in-place candle ops; elsewhere candle-transformers' `BertModel`.
+//!   Opt-in bf16 linear layers ([`Precision::Bf16`]) run [`bf16`]'s AVX-512 BF16 kernel.
 //! - [`model_id`]: a model's identity, the sha256 of every file its loader reads
 //!   ([`files::ModelFiles`]: read once, parsed from those bytes).
 //!
 //! A model is a directory: `config.json` + `model.safetensors` (+ `tokenizer.json` and the
 //! sentence-transformers module configs for an embedding model).
 
+pub mod bf16;
 pub mod device;
 pub mod embed;
 mod dense;
@@ -25,7 +27,7 @@ pub mod tabular;
 pub mod train;
 
 pub use device::choose_device;
-pub use embed::{BatchPolicy, EmbeddingModel, Kernels};
+pub use embed::{BatchPolicy, EmbeddingModel, Kernels, Precision};
 pub use error::InferError;
 pub use tabular::{FeatureValues, InputKind, InputSpec, MlpConfig, TabularBatch, TabularModel};
 

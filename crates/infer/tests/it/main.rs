@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use candle_core::{DType, Device};
-use sluice_infer::{BatchPolicy, EmbeddingModel, InferError, Kernels};
+use sluice_infer::{BatchPolicy, EmbeddingModel, InferError, Kernels, Precision};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -48,12 +48,7 @@ fn every_embedding_matches_sentence_transformers() {
     let m = model();
     assert_eq!((m.dim(), m.max_seq_length()), (384, 256));
     let ours = m.embed(&refs, &BatchPolicy::default()).unwrap();
-    let reference = candle_core::safetensors::load(repo().join("data/sample/texts/reference_minilm.safetensors"), &Device::Cpu)
-        .unwrap()["embeddings"]
-        .to_dtype(DType::F32)
-        .unwrap()
-        .to_vec2::<f32>()
-        .unwrap();
+    let reference = reference();
     assert_eq!(reference.len(), texts.len());
     let mut worst = (1.0f64, 0usize);
     for (i, r) in reference.iter().enumerate() {
@@ -66,6 +61,31 @@ fn every_embedding_matches_sentence_transformers() {
     // normalised, as the model's modules.json says
     let norm: f32 = ours[..384].iter().map(|x| x * x).sum::<f32>().sqrt();
     assert!((norm - 1.0).abs() < 1e-5);
+}
+
+fn reference() -> Vec<Vec<f32>> {
+    candle_core::safetensors::load(repo().join("data/sample/texts/reference_minilm.safetensors"), &Device::Cpu).unwrap()["embeddings"]
+        .to_dtype(DType::F32)
+        .unwrap()
+        .to_vec2::<f32>()
+        .unwrap()
+}
+
+#[test]
+fn bf16_embeddings_keep_the_direction_of_sentence_transformers_f32_ones() {
+    let texts = texts();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let dir = repo().join("data/models/all-MiniLM-L6-v2");
+    let m = EmbeddingModel::load_in(&dir, &Device::Cpu, Kernels::Fused, Precision::Bf16).unwrap();
+    // the precision is part of the id: a bf16 version is never taken for the f32 one
+    assert_eq!(m.id(), format!("{}+bf16", model().id()));
+    let ours = m.embed(&refs, &BatchPolicy::default()).unwrap();
+    let worst = reference().iter().enumerate().map(|(i, r)| cosine(&ours[i * 384..(i + 1) * 384], r)).fold(1.0f64, f64::min);
+    assert!(worst >= 0.999, "min cosine {worst}");
+    // rounded, not the f32 numbers: somewhere a vector differs
+    let f32s = model().embed(&refs[..50], &BatchPolicy::default()).unwrap();
+    assert!(f32s.iter().zip(&ours).any(|(a, b)| a != b));
+    assert!(EmbeddingModel::load_in(&dir, &Device::Cpu, Kernels::Candle, Precision::Bf16).is_err());
 }
 
 #[test]

@@ -2,6 +2,8 @@
 //! batch size, an embedding model a text column and a token budget, and neither carries the
 //! other's fields.
 
+pub use sluice_infer::Precision;
+
 /// A validated `[model]`.
 #[derive(Debug, Clone)]
 pub struct Model {
@@ -20,10 +22,18 @@ pub enum ModelKind {
     TabularMlp { features: Vec<String>, batch_rows: usize },
     /// Embeds a text column (a null text gets a null embedding), `max_tokens` padded tokens
     /// per forward pass.
-    SentenceEmbedding { text_column: String, max_tokens: usize },
+    SentenceEmbedding { text_column: String, max_tokens: usize, precision: Precision },
 }
 
 impl ModelKind {
+    /// The arithmetic the model runs in (a tabular model: f32).
+    pub fn precision(&self) -> Precision {
+        match self {
+            ModelKind::TabularMlp { .. } => Precision::F32,
+            ModelKind::SentenceEmbedding { precision, .. } => *precision,
+        }
+    }
+
     /// The feature columns of a tabular model (none for an embedding model).
     pub fn features(&self) -> &[String] {
         match self {

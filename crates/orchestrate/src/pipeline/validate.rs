@@ -12,7 +12,7 @@ use super::config::{
     CheckConfig, DimensionConfig, ModelConfig, ModelKindName, OutputConfig, PartitionConfig, RuntimeConfig, SourceConfig,
     SourceFormat, TypedStep,
 };
-use super::model::{Model, ModelKind};
+use super::model::{Model, ModelKind, Precision};
 use crate::types::{AlertOn, AlertSpec, CheckKind, CheckSpec};
 
 /// `[source]`: its limits, separator, declared columns and their contracts, and its URI
@@ -154,6 +154,9 @@ pub(super) fn model(m: &ModelConfig, base: &Path, check_files: bool, errors: &mu
             if check_files {
                 check_model(dir, &m.features, errors);
             }
+            if m.precision.as_deref().is_some_and(|p| Precision::parse(p) != Some(Precision::F32)) {
+                errors.push("model.precision: a tabular_mlp model runs in f32 only (bf16 is for sentence_embedding)".into());
+            }
             ModelKind::TabularMlp { features: m.features.clone(), batch_rows: m.batch_rows }
         }
         ModelKindName::SentenceEmbedding => {
@@ -166,7 +169,15 @@ pub(super) fn model(m: &ModelConfig, base: &Path, check_files: bool, errors: &mu
             for f in sluice_infer::embed::EMBEDDING_FILES.iter().filter(|f| check_files && !dir.join(f).is_file()) {
                 errors.push(format!("model.path: {} is missing {f} (for all-MiniLM-L6-v2: python3 data/fetch_minilm.py)", dir.display()));
             }
-            ModelKind::SentenceEmbedding { text_column: m.text_column.clone().unwrap_or_default(), max_tokens: m.max_tokens }
+            let precision = match m.precision.as_deref().map(|p| (p, Precision::parse(p))) {
+                None => Precision::F32,
+                Some((_, Some(p))) => p,
+                Some((p, None)) => {
+                    errors.push(format!("model.precision: '{p}' is not one of f32, bf16"));
+                    Precision::F32
+                }
+            };
+            ModelKind::SentenceEmbedding { text_column: m.text_column.clone().unwrap_or_default(), max_tokens: m.max_tokens, precision }
         }
     };
     if m.batch_rows == 0 || m.max_tokens == 0 {

@@ -18,7 +18,7 @@ use serde_json::json;
 use sluice_extract::par::map_ordered;
 use sluice_extract::source::{prefetch, SourceObject};
 use sluice_extract::Storage;
-use sluice_infer::{choose_device, BatchPolicy, EmbeddingModel, TabularModel};
+use sluice_infer::{choose_device, BatchPolicy, EmbeddingModel, Kernels, Precision, TabularModel};
 use sluice_transform::ingest::first_bad_row;
 use sluice_transform::{DimensionSpec, Dimensions, TransformError, Transformer};
 
@@ -100,8 +100,11 @@ impl Scorer {
     fn load(p: &Pipeline, dir: &Path, model_id: &str) -> Result<Self, SluiceError> {
         let device = choose_device(true)?;
         let (scorer, loaded_id) = match &p.model.kind {
-            ModelKind::SentenceEmbedding { text_column, max_tokens } => {
-                let model = EmbeddingModel::load(dir, &device)?;
+            ModelKind::SentenceEmbedding { text_column, max_tokens, precision } => {
+                let model = match precision {
+                    Precision::F32 => EmbeddingModel::load(dir, &device)?,
+                    p => EmbeddingModel::load_in(dir, &device, Kernels::Fused, *p)?,
+                };
                 let id = model.id().to_string();
                 let policy = BatchPolicy { max_tokens: *max_tokens, ..Default::default() };
                 (Scorer::Embedding { model: Arc::new(model), text_column: text_column.clone(), policy }, id)

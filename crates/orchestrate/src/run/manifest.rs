@@ -63,7 +63,10 @@ pub struct PipelineRef<'a> {
 pub struct ModelRef<'a> {
     /// The model as named: a local folder or an object store URI.
     pub path: &'a str,
+    /// The files' sha256, with `+bf16` after it for a model run in bfloat16.
     pub id: &'a str,
+    /// `f32` or `bf16`: the arithmetic of the model's linear layers.
+    pub precision: &'a str,
 }
 
 /// Rows in = out + filtered + quarantined.

@@ -160,7 +160,8 @@ pub(crate) fn plan(p: &Pipeline, opts: &RunOptions, run_id: &str, dataset: Datas
     let (partitions, skipped) = list_inputs(p, opts)?;
     let model_uri = opts.model.clone().unwrap_or_else(|| p.model.uri.clone());
     let model_dir = super::models::local_dir(&model_uri)?;
-    let model_id = sluice_infer::model_id(&model_dir)?;
+    // the precision is part of the id: a bf16 version is never taken for the f32 one
+    let model_id = p.model.kind.precision().model_id(&sluice_infer::model_id(&model_dir)?);
     let dims = dimension_refs(p)?;
     let fingerprints = partitions
         .iter()

@@ -133,7 +133,7 @@ fn publish_staged(
             inputs: &s.inputs,
             dimensions: dim_refs,
             pipeline: PipelineRef { name: &p.name, path: p.path.display().to_string(), sha256: &p.sha256 },
-            model: ModelRef { path: model_dir, id: model_id },
+            model: ModelRef { path: model_dir, id: model_id, precision: p.model.kind.precision().as_str() },
             sluice_version: env!("CARGO_PKG_VERSION"),
             command,
             rows: Rows {
