@@ -68,22 +68,33 @@ const DATETIME_FORMATS: [&str; 4] = ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "
 /// one of [`DATETIME_FORMATS`] and every value parses with it, each distinct value is parsed
 /// once (Polars' cache). Otherwise (another format, mixed formats, a value that does not
 /// parse) the inference runs as before, so the result is the same.
+///
+/// When the first value ends in `Z`, each format is first tried with the `Z` as part of it:
+/// no copy of every value without its `Z`.
 pub fn parse_datetime(column: &Column) -> PolarsResult<Column> {
     let name = column.name().as_str();
-    let parse = |values: &Column, format: Option<&str>| -> PolarsResult<Column> {
+    let parse = |values: &Column, e: &Expr| -> PolarsResult<Column> {
         let frame = DataFrame::new_infer_height(vec![values.clone()])?;
-        Ok(frame.lazy().select([datetime_expr(name, format)]).collect()?.into_columns().swap_remove(0))
+        Ok(frame.lazy().select([e.clone()]).collect()?.into_columns().swap_remove(0))
     };
     if let Some(first) = column.str()?.first_non_null() {
         let one = column.slice(first as i64, 1);
-        if let Some(format) = DATETIME_FORMATS.iter().find(|f| parse(&one, Some(f)).is_ok_and(|c| c.null_count() == 0)) {
-            let parsed = parse(column, Some(format))?;
+        let z = column.str()?.get(first).is_some_and(|v| v.ends_with('Z'));
+        let mut tries = DATETIME_FORMATS.iter().flat_map(|f| [z.then(|| to_datetime(col(name), &format!("{f}Z"))), Some(datetime_expr(name, Some(f)))]);
+        if let Some(e) = tries.find(|e| e.as_ref().is_some_and(|e| parse(&one, e).is_ok_and(|c| c.null_count() == 0))).flatten() {
+            let parsed = parse(column, &e)?;
             if parsed.null_count() == column.null_count() {
                 return Ok(parsed);
             }
         }
     }
-    parse(column, None)
+    parse(column, &datetime_expr(name, None))
+}
+
+/// Text in `format` to Datetime(µs); values that do not parse become null.
+fn to_datetime(text: Expr, format: &str) -> Expr {
+    let options = StrptimeOptions { format: Some(format.into()), strict: false, exact: true, cache: true };
+    text.str().to_datetime(Some(TimeUnit::Microseconds), None, options, lit("raise"))
 }
 
 /// Text (an optional trailing `Z` dropped) to Datetime(µs) with `format`, or the format
@@ -141,9 +152,12 @@ mod tests {
 
     #[test]
     fn datetimes_parse_as_polars_inference_does_with_one_format_mixed_or_broken() {
-        let cases: [&[Option<&str>]; 7] = [
+        let cases: [&[Option<&str>]; 9] = [
             &[Some("2013-01-01 05:00:00"), None, Some("2013-12-31 23:59:59"), Some("2013-01-01 05:00:00")],
             &[Some("2013-01-01T05:00:00Z"), Some("2013-01-01T06:30:00Z")],
+            // a Z on the first value only, and on a later one only
+            &[Some("2013-01-01T05:00:00Z"), Some("2013-01-01T06:30:00"), None],
+            &[Some("2013-01-01T05:00:00"), Some("2013-01-01T06:30:00Z")],
             &[Some("2013-01-01 05:00"), Some("2013-02-28 17:45")],
             // fits the sniffed format at first, then not: the inference decides
             &[Some("2013-01-01 05:00:00"), Some("2013-01-01T06:00:00"), Some("2013-01-01 07:00:00.250")],
@@ -151,6 +165,10 @@ mod tests {
             &[Some("2013-01-01"), Some("2013-01-02 03:00:00")],
             &[None, None],
         ];
+        // the trailing Z is read as part of the format (the path that copies no value)
+        let zs = df!("t" => [Some("2013-01-01T05:00:00Z"), None]).unwrap();
+        let direct = zs.lazy().select([to_datetime(col("t"), "%Y-%m-%dT%H:%M:%SZ")]).collect().unwrap();
+        assert_eq!(direct.column("t").unwrap().null_count(), 1);
         for values in cases {
             let column = Column::new("t".into(), values);
             let fast = parse_datetime(&column).unwrap();

@@ -200,9 +200,14 @@ impl TransformStage {
         let t0 = std::time::Instant::now();
         let (frame, q) = type_rows(frame, &names, &self.csv)?;
         tracing::debug!(typing_s = t0.elapsed().as_secs_f64(), "typed");
-        let quarantine = stack(vec![raw.structural, q], "quarantines")?
-            .sort([OBJECT, "line"], SortMultipleOptions::default().with_maintain_order(true))
-            .map_err(|e| SluiceError::other("ordering the quarantine", e))?;
+        // each is in (object, line) order already: merged only when both have rows
+        let quarantine = match (raw.structural.height(), q.height()) {
+            (_, 0) => raw.structural,
+            (0, _) => q,
+            _ => stack(vec![raw.structural, q], "quarantines")?
+                .sort([OBJECT, "line"], SortMultipleOptions::default().with_maintain_order(true))
+                .map_err(|e| SluiceError::other("ordering the quarantine", e))?,
+        };
         Ok(Read { frame, quarantine, rows_read })
     }
 
