@@ -223,9 +223,12 @@ impl Stage for EncodeStage {
                 })
                 .collect();
             // a block's partitions on a thread per core: the last block of a run is encoded
-            // while the other stages have nothing left to do
-            let workers = if jobs.len() > 1 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { 1 };
-            let files = map_ordered(&jobs, workers, |(mine, rows)| self.encode_part(mine, rows));
+            // while the other stages have nothing left to do; one partition on this thread
+            // (whose zstd context lives on)
+            let files = match jobs.as_slice() {
+                [(mine, rows)] => vec![self.encode_part(mine, rows)],
+                _ => map_ordered(&jobs, std::thread::available_parallelism().map_or(1, |n| n.get()), |(mine, rows)| self.encode_part(mine, rows)),
+            };
             for (rows, files) in seg.parts.into_iter().zip(files) {
                 let (files, stats) = files.map_err(|e| (Some(rows.partition.clone()), e))?;
                 out.push(EncodedPart { rows, files, stats, schema: schema.clone(), table_schema: table_schema.clone() });
