@@ -1,8 +1,9 @@
 //! Link the `sluice` binary with packed relative relocations (DT_RELR) on Linux with glibc.
 //!
 //! The binary is position-independent and holds about 216,000 relative relocations (Polars'
-//! tables of functions); the dynamic loader applied them one by one at every start, 4-5 ms
-//! of a 45 ms daily run. Packed, they are a bitmap the loader applies in a fraction of that.
+//! tables of functions): 5.2 MB of `.rela.dyn` that the dynamic loader read one by one at
+//! every start. Packed, they are a 60 KB bitmap, and `sluice --version` went from 5.1 to
+//! 4.3 ms (median of 20).
 //! Needs GNU ld 2.38+ (or lld 15+, mold) to link and glibc 2.36+ to run, as this machine and
 //! the images built from it have.
 
