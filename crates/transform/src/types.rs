@@ -80,8 +80,8 @@ pub fn parse_datetime(column: &Column) -> PolarsResult<Column> {
     if let Some(first) = column.str()?.first_non_null() {
         let one = column.slice(first as i64, 1);
         let z = column.str()?.get(first).is_some_and(|v| v.ends_with('Z'));
-        let mut tries = DATETIME_FORMATS.iter().flat_map(|f| [z.then(|| to_datetime(col(name), &format!("{f}Z"))), Some(datetime_expr(name, Some(f)))]);
-        if let Some(e) = tries.find(|e| e.as_ref().is_some_and(|e| parse(&one, e).is_ok_and(|c| c.null_count() == 0))).flatten() {
+        let mut tries = DATETIME_FORMATS.iter().flat_map(|f| [z.then(|| to_datetime(col(name), &format!("{f}Z"))), Some(datetime_expr(name, Some(f)))]).flatten();
+        if let Some(e) = tries.find(|e| parse(&one, e).is_ok_and(|c| c.null_count() == 0)) {
             let parsed = parse(column, &e)?;
             if parsed.null_count() == column.null_count() {
                 return Ok(parsed);

@@ -290,36 +290,46 @@ struct WriteSink {
 
 /// The checks of each partition, measured in the write stage on its files' bytes as soon as
 /// its last file is encoded (a partition's items arrive one after another, in plan order).
+/// A partition whose files outgrow [`AUDIT_KEEP_BYTES`] is measured at publication instead,
+/// read back from the store, so that memory does not follow a partition's size.
 struct Audit {
     specs: Arc<Vec<CheckSpec>>,
     storage: Storage,
     /// The partitions' current versions, for the checks that compare.
     current: Arc<BTreeMap<String, PartitionVersion>>,
-    /// The partition being written and its files' bytes so far.
-    open: Option<(String, Vec<Bytes>)>,
+    /// The partition being written and its files' bytes so far (`None`: too many to keep).
+    open: Option<(String, Option<Vec<Bytes>>)>,
 }
+
+/// Most bytes of one partition's encoded files the write stage keeps for its checks.
+const AUDIT_KEEP_BYTES: usize = 64 << 20;
 
 impl Audit {
     /// `partition` is written next: the partition written until now, if another, is complete.
-    fn next(&mut self, partition: &str) -> Option<(String, Vec<Bytes>)> {
+    fn next(&mut self, partition: &str) -> Option<(String, Option<Vec<Bytes>>)> {
         let done = self.open.take_if(|(p, _)| p != partition);
-        self.open.get_or_insert_with(|| (partition.to_string(), Vec::new()));
+        self.open.get_or_insert_with(|| (partition.to_string(), Some(Vec::new())));
         done
     }
 
-    /// A file of the open partition.
+    /// A file of the open partition (kept only for checks, and up to [`AUDIT_KEEP_BYTES`]).
     fn keep(&mut self, bytes: Bytes) {
-        if let Some((_, files)) = self.open.as_mut() {
-            files.push(bytes);
+        let Some((_, Some(files))) = self.open.as_mut().filter(|_| !self.specs.is_empty()) else { return };
+        files.push(bytes);
+        if files.iter().map(Bytes::len).sum::<usize>() > AUDIT_KEEP_BYTES {
+            if let Some((_, kept)) = self.open.as_mut() {
+                *kept = None; // measured at publication, read back
+            }
         }
     }
 
-    /// Measure complete partition `partition` (its files' bytes), if it was written.
-    fn measure(&self, partition: &str, files: &[Bytes], parts: &mut BTreeMap<String, Written>) -> Result<(), SluiceError> {
-        let Some(w) = parts.get_mut(partition) else { return Ok(()) };
+    /// Measure complete partition `partition` from its files' bytes, if it was written and
+    /// they were kept.
+    fn measure(&self, partition: &str, files: Option<Vec<Bytes>>, parts: &mut BTreeMap<String, Written>) -> Result<(), SluiceError> {
+        let (Some(w), Some(files)) = (parts.get_mut(partition), files) else { return Ok(()) };
         let names: Vec<String> = w.files.iter().map(|f| self.storage.uri_of(f)).collect();
         let current = self.current.get(partition);
-        w.checks = Some(audit::run_on_files(&self.specs, &self.storage, files, &names, &w.schema, current)?);
+        w.checks = Some(audit::run_on_files(&self.specs, &self.storage, &files, &names, &w.schema, current)?);
         Ok(())
     }
 }
@@ -334,7 +344,7 @@ impl Sink for WriteSink {
             let rows = p.rows;
             let part = Some(rows.partition.clone());
             if let Some((done, files)) = self.audit.next(&rows.partition) {
-                self.audit.measure(&done, &files, &mut self.parts).map_err(|e| (Some(done), e))?;
+                self.audit.measure(&done, files, &mut self.parts).map_err(|e| (Some(done), e))?;
             }
             let w = self.parts.entry(rows.partition.clone()).or_default();
             if w.schema.is_empty() {
@@ -373,7 +383,7 @@ impl Sink for WriteSink {
 
     fn finish(mut self) -> StageResult<Self::Output> {
         if let Some((last, files)) = self.audit.open.take() {
-            self.audit.measure(&last, &files, &mut self.parts).map_err(|e| (Some(last), e))?;
+            self.audit.measure(&last, files, &mut self.parts).map_err(|e| (Some(last), e))?;
         }
         if let Some(bar) = &self.progress {
             bar.finish_and_clear();
