@@ -27,16 +27,21 @@ fn data_files(ds: &Path) -> Vec<PathBuf> {
     f
 }
 
-/// The attempt folder of the version `commit` published for `partition` (its data files').
-fn version_dir(ds: &Path, commit: usize, partition: &str) -> PathBuf {
+/// The attempt (`<run_id>.<nonce>`) that wrote the version `commit` published for
+/// `partition`, from its first data file (`part-00000.<run_id>.<nonce>.parquet`).
+fn version_dir(ds: &Path, commit: usize, partition: &str) -> String {
     let v = &commit_records(ds)[commit - 1]["partitions"][partition];
-    ds.join(v["files"][0].as_str().unwrap()).parent().unwrap().to_path_buf()
+    let name = Path::new(v["files"][0].as_str().unwrap()).file_name().unwrap().to_str().unwrap().to_string();
+    let (_, attempt) = name.strip_suffix(".parquet").unwrap().split_once('.').unwrap();
+    attempt.to_string()
 }
 
-/// Whether `f` is a file of the attempt folder `dir`: in it, or its manifest or quarantine.
-fn within(f: &Path, dir: &Path) -> bool {
-    let ds = dir.ancestors().nth(3).unwrap();
-    f.starts_with(dir) || f.starts_with(ds.join("_sluice/versions").join(dir.strip_prefix(ds).unwrap()))
+/// Whether `f` is a file of that attempt: a data file, or its manifest or quarantine
+/// (under `_sluice/versions/<run_id>/<nonce>/`).
+fn within(f: &Path, attempt: &str) -> bool {
+    let (run, nonce) = attempt.rsplit_once('.').unwrap();
+    let f = f.to_str().unwrap();
+    f.ends_with(&format!(".{attempt}.parquet")) || f.contains(&format!("/_sluice/versions/{run}/{nonce}/"))
 }
 
 fn version_of(ds: &Path, commit: usize, partition: &str) -> String {

@@ -71,7 +71,7 @@ impl Plan {
                 up_to_date: self.is_current(part),
                 objects: objs.iter().map(|o| PlannedObject { uri: o.meta.uri.clone(), size: o.meta.size }).collect(),
                 bytes: objs.iter().map(|o| o.meta.size).sum(),
-                output: self.dataset.run_dir_uri(&part.to_string(), &self.run_id),
+                output: self.dataset.partition_dir_uri(&part.to_string()),
             })
             .collect();
         let mut summary = RunSummary::new(RunStatus::DryRun, &self.run_id, &self.dataset, started).with_commit(self.base());

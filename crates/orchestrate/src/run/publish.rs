@@ -13,7 +13,7 @@ use sluice_extract::ObjectRef;
 use super::audit;
 use super::manifest::{Manifest, ModelRef, PipelineRef, Rows, SchemaColumn, Stages};
 use crate::report::summary::{PartitionSummary, RunStatus, RunSummary};
-use crate::store::{self, Attempt, Change, Commit, CommitOutcome, CommitRequest, Dataset, Head, PartitionVersion, Snapshot, TableMeta};
+use crate::store::{Attempt, Change, Commit, CommitOutcome, CommitRequest, Dataset, Head, PartitionVersion, Snapshot, TableMeta};
 use crate::types::{CheckResult, CheckStatus, CheckTally, StagedPartition};
 use crate::error::SluiceError;
 use crate::pipeline::Pipeline;
@@ -217,10 +217,7 @@ fn audit_all(
             Ok(audits)
         }
         (false, None) => {
-            let staged_at = staged
-                .values()
-                .filter_map(|s| s.files.first().and_then(|f| store::attempt_dir(f)).map(|d| dataset.uri_of(&d)))
-                .collect();
+            let staged_at = staged.values().flat_map(|s| s.files.iter().map(|f| dataset.uri_of(f))).collect();
             Err(SluiceError::ChecksFailed { run_id: run_id.to_string(), pipeline: p.path.display().to_string(), failed, staged_at })
         }
     }

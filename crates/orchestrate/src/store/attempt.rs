@@ -5,9 +5,12 @@
 //! object put-if-absent under a path that holds it:
 //!
 //! ```text
-//! <partition>/<run_id>/<nonce>/part-00000.parquet, quarantine.parquet, manifest.json
+//! <partition>/part-00000.<run_id>.<nonce>.parquet
+//! _sluice/versions/<run_id>/<nonce>/<partition>.manifest.json, <partition>.quarantine.parquet
 //! _sluice/runs/<run_id>/shard-00000-of-00004.<nonce>.json
 //! ```
+//!
+//! (`store::layout` spells these paths.)
 //!
 //! The attempt remembers what it created and [`Attempt::discard`] removes exactly that,
 //! never anything found by listing. Once a write that publishes (a commit, a shard's staging
@@ -71,10 +74,6 @@ impl Attempt {
         &self.nonce
     }
 
-    fn dir(&self, partition: &str) -> String {
-        layout::attempt_dir_of(partition, &self.run_id, &self.nonce)
-    }
-
     /// Create `rel` (put-if-absent). Only this attempt writes under its nonce, so an object
     /// already there is this attempt's own write, found by a retry of a request whose answer
     /// was lost.
@@ -127,7 +126,7 @@ impl Attempt {
     /// Data file `index` of `partition`, from its encoded bytes: one conditional put in the
     /// background, or, above [`PART_SIZE`], a multipart upload through an `ObjectWriter`, now.
     pub fn put_data(&self, partition: &str, index: usize, bytes: Bytes) -> Result<String, SluiceError> {
-        let rel = layout::data_file(&self.dir(partition), index);
+        let rel = layout::data_file(partition, &self.run_id, &self.nonce, index);
         if bytes.len() <= PART_SIZE {
             return self.create_later(rel, bytes);
         }
@@ -139,12 +138,12 @@ impl Attempt {
 
     /// The quarantined rows of `partition`.
     pub fn put_quarantine(&self, partition: &str, bytes: Bytes) -> Result<String, SluiceError> {
-        self.create(layout::quarantine_file(&self.dir(partition)), bytes)
+        self.create(layout::quarantine_file(partition, &self.run_id, &self.nonce), bytes)
     }
 
     /// The lineage of `partition`'s version.
     pub fn put_manifest(&self, partition: &str, bytes: Bytes) -> Result<String, SluiceError> {
-        self.create_later(layout::manifest_file(&self.dir(partition)), bytes)
+        self.create_later(layout::manifest_file(partition, &self.run_id, &self.nonce), bytes)
     }
 
     /// Stage a shard's share of the run: once this record exists the shard is done, so the
@@ -223,7 +222,7 @@ mod tests {
         let fa = a.put_data("d=1", 0, Bytes::from_static(b"a")).unwrap();
         let fb = b.put_data("d=1", 0, Bytes::from_static(b"b")).unwrap();
         assert_ne!(fa, fb);
-        assert!(fa.starts_with("d=1/run-1/") && fa.contains(a.nonce()), "{fa}");
+        assert!(fa.starts_with("d=1/part-00000.run-1.") && fa.contains(a.nonce()), "{fa}");
         a.discard();
         b.wait().unwrap(); // its file is created in the background
         assert!(!ds.storage().exists(&fa).unwrap());

@@ -9,7 +9,7 @@ use super::actions::{decode, Decoded};
 use super::commit::{Change, Commit, PartitionVersion, Snapshot};
 use super::delta::DeltaLog;
 use super::head::{ForeignFile, Head};
-use super::layout::{self, run_dir};
+use super::layout::{self, partition_dir};
 use crate::error::SluiceError;
 
 /// A versioned dataset at a storage root.
@@ -41,9 +41,9 @@ impl Dataset {
         self.storage.uri_of(rel)
     }
 
-    /// Where the attempts of `run_id` put their files for `partition` (for plans).
-    pub fn run_dir_uri(&self, partition: &str, run_id: &str) -> String {
-        format!("{}/", self.storage.uri_of(&run_dir(partition, run_id)))
+    /// The folder of `partition`'s data files, where a run puts its new ones (for plans).
+    pub fn partition_dir_uri(&self, partition: &str) -> String {
+        format!("{}/", self.storage.uri_of(&partition_dir(partition)))
     }
 
     pub(super) fn err(&self, what: &str, e: impl std::fmt::Display) -> SluiceError {

@@ -7,14 +7,21 @@
 //! _delta_log/00000000000000000100.checkpoint.parquet         Delta checkpoints, every 100 commits
 //! _delta_log/_last_checkpoint                                the newest checkpoint
 //! _sluice/runs/<run_id>/shard-00000-of-00004.<attempt>.json  a shard attempt's staging record
-//! _sluice/versions/<key>=<value>/<run_id>/<attempt>/manifest.json       a version's lineage
-//! _sluice/versions/<key>=<value>/<run_id>/<attempt>/quarantine.parquet  its quarantined rows
-//! <key>=<value>/<run_id>/<attempt>/part-00000.parquet        a version's data files
+//! _sluice/versions/<run_id>/<attempt>/<key>=<value>.manifest.json       a version's lineage
+//! _sluice/versions/<run_id>/<attempt>/<key>=<value>.quarantine.parquet  its quarantined rows
+//! <key>=<value>/part-00000.<run_id>.<attempt>.parquet        a version's data files
 //! ```
 //!
 //! Only data files lie outside `_`-folders: every engine treats `_`-prefixed folders as
 //! not part of the table (Delta's vacuum included), and the data folder's `key=value`
 //! names the partition the way Hive-style readers expect.
+//!
+//! A run creates no folder per partition beyond the partition's own (made once per
+//! dataset), and two for its manifests: on a local disk every folder is an inode, and a
+//! year's backfill made five per partition when each version had folders of its own.
+//! Datasets written before kept their files at `<key>=<value>/<run_id>/<attempt>/part-00000.parquet`
+//! and `_sluice/versions/<key>=<value>/<run_id>/<attempt>/manifest.json`: the log names
+//! every file, so they are read as before, and [`attempt_dir`] knows both layouts.
 
 /// The log of datasets written before the Delta log (read only by `sluice convert`).
 const LEGACY_COMMITS_DIR: &str = "_sluice/commits";
@@ -42,29 +49,28 @@ pub(crate) fn numbered(rel: &str) -> Option<u64> {
     rel.rsplit('/').next()?.strip_suffix(".json")?.parse().ok()
 }
 
-/// Where the attempts of `run_id` put their files for `partition`.
-pub(crate) fn run_dir(partition: &str, run_id: &str) -> String {
-    format!("{partition}/{run_id}")
+/// The folder that holds `partition`'s data files, of every version.
+pub(crate) fn partition_dir(partition: &str) -> String {
+    partition.to_string()
 }
 
-/// One attempt's folder for `partition`.
-pub(crate) fn attempt_dir_of(partition: &str, run_id: &str, nonce: &str) -> String {
-    format!("{}/{nonce}", run_dir(partition, run_id))
+/// Data file `index` of `partition`'s version by `run_id`, written by attempt `nonce`.
+pub(crate) fn data_file(partition: &str, run_id: &str, nonce: &str, index: usize) -> String {
+    format!("{partition}/part-{index:05}.{run_id}.{nonce}.parquet")
 }
 
-/// Data file `index` of a version, in its attempt folder `dir`.
-pub(crate) fn data_file(dir: &str, index: usize) -> String {
-    format!("{dir}/part-{index:05}.parquet")
+fn versions_dir(run_id: &str, nonce: &str) -> String {
+    format!("{VERSIONS_DIR}/{run_id}/{nonce}")
 }
 
-/// A version's quarantined rows, for its attempt folder `dir`.
-pub(crate) fn quarantine_file(dir: &str) -> String {
-    format!("{VERSIONS_DIR}/{dir}/quarantine.parquet")
+/// A version's quarantined rows.
+pub(crate) fn quarantine_file(partition: &str, run_id: &str, nonce: &str) -> String {
+    format!("{}/{partition}.quarantine.parquet", versions_dir(run_id, nonce))
 }
 
-/// A version's manifest, for its attempt folder `dir`.
-pub(crate) fn manifest_file(dir: &str) -> String {
-    format!("{VERSIONS_DIR}/{dir}/manifest.json")
+/// A version's manifest.
+pub(crate) fn manifest_file(partition: &str, run_id: &str, nonce: &str) -> String {
+    format!("{}/{partition}.manifest.json", versions_dir(run_id, nonce))
 }
 
 /// The staging records of every shard attempt of `run_id` lie under this prefix.
@@ -77,14 +83,46 @@ pub(crate) fn shard_record_path(run_id: &str, index: usize, count: usize, nonce:
     format!("{}shard-{index:05}-of-{count:05}.{nonce}.json", shard_records_prefix(run_id))
 }
 
-/// The attempt folder (`<partition>/<run_id>/<attempt>`) of a file an attempt wrote: a
-/// data file, or its manifest or quarantine under `_sluice/versions/`.
+/// The attempt key (`<partition>/<run_id>/<attempt>`) of a file an attempt wrote: a data
+/// file, or its manifest or quarantine, in either layout (see the module's doc). gc groups
+/// files by it, and its records name debris by it.
 pub fn attempt_dir(file: &str) -> Option<String> {
-    let file = file.strip_prefix(VERSIONS_DIR).and_then(|f| f.strip_prefix('/')).unwrap_or(file);
+    if let Some(rest) = file.strip_prefix(VERSIONS_DIR).and_then(|f| f.strip_prefix('/')) {
+        return versions_attempt(rest);
+    }
     let parts: Vec<&str> = file.split('/').collect();
-    (parts.len() == 4 && !parts[0].starts_with('_')).then(|| parts[..3].join("/"))
+    match parts.as_slice() {
+        [p, name] if !p.starts_with('_') => {
+            let (index, rest) = name.strip_prefix("part-")?.strip_suffix(".parquet")?.split_once('.')?;
+            let (run, nonce) = rest.rsplit_once('.')?;
+            let ours = is_digits(index) && is_nonce(nonce) && !run.is_empty();
+            ours.then(|| format!("{p}/{run}/{nonce}"))
+        }
+        [p, run, nonce, _] if !p.starts_with('_') => Some(format!("{p}/{run}/{nonce}")),
+        _ => None,
+    }
 }
 
+/// The attempt key of a file under `_sluice/versions/`, `rest` being the path below it.
+fn versions_attempt(rest: &str) -> Option<String> {
+    match rest.split('/').collect::<Vec<_>>().as_slice() {
+        [run, nonce, name] if is_nonce(nonce) => {
+            let p = name.strip_suffix(".manifest.json").or_else(|| name.strip_suffix(".quarantine.parquet"))?;
+            Some(format!("{p}/{run}/{nonce}"))
+        }
+        [p, run, nonce, _] => Some(format!("{p}/{run}/{nonce}")),
+        _ => None,
+    }
+}
+
+fn is_digits(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// An attempt's nonce: 16 lowercase hex digits (see `Attempt::begin`).
+fn is_nonce(s: &str) -> bool {
+    s.len() == 16 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
 
 /// What an object found by listing a dataset is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,5 +143,42 @@ pub fn classify(rel: &str) -> Listed {
     match attempt_dir(rel) {
         Some(dir) => Listed::AttemptFile { dir },
         None => Listed::Other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NONCE: &str = "0123456789abcdef";
+
+    #[test]
+    fn a_files_attempt_key_is_found_in_both_layouts() {
+        let key = format!("date=2013-01-01/run.1-a/{NONCE}");
+        for file in [
+            data_file("date=2013-01-01", "run.1-a", NONCE, 3),
+            manifest_file("date=2013-01-01", "run.1-a", NONCE),
+            quarantine_file("date=2013-01-01", "run.1-a", NONCE),
+            format!("date=2013-01-01/run.1-a/{NONCE}/part-00000.parquet"),
+            format!("_sluice/versions/date=2013-01-01/run.1-a/{NONCE}/manifest.json"),
+        ] {
+            assert_eq!(attempt_dir(&file), Some(key.clone()), "{file}");
+            assert_eq!(classify(&file), Listed::AttemptFile { dir: key.clone() }, "{file}");
+        }
+    }
+
+    #[test]
+    fn files_sluice_did_not_name_have_no_attempt() {
+        for file in [
+            "date=2013-01-01/part-00000-7c1f.c000.snappy.parquet", // another Delta writer
+            "date=2013-01-01/part-00000.run.zstd.parquet",
+            "date=2013-01-01/part-x.run.0123456789abcdef.parquet",
+            "date=2013-01-01/notes.txt",
+            "_delta_log/00000000000000000001.json",
+            "_sluice/versions/run/short/date=2013-01-01.manifest.json",
+        ] {
+            assert_eq!(attempt_dir(file), None, "{file}");
+        }
+        assert_eq!(classify("_sluice/runs/r1/shard-00000-of-00002.x.json"), Listed::ShardRecord { run_id: "r1".into() });
     }
 }
