@@ -8,7 +8,7 @@ them, timed one by one (wall of the whole process, from this script).
 
 The first day (2013-02-01) creates the dataset and is not timed; then 2013-02-02 onwards,
 each a new commit, so the Delta log the run reads grows by one commit per run (a checkpoint
-every 100). Prints each run's milliseconds, the median and the fastest.
+every 10). Prints each run's milliseconds, the median and the fastest.
 """
 import os, shutil, statistics, subprocess, sys, tempfile, time
 

@@ -10,8 +10,7 @@ use sluice_extract::PutOutcome;
 use super::actions::{self, encode, table_change};
 use super::commit::{Change, Commit, CommitOutcome, CommitRequest};
 use super::dataset::Dataset;
-use super::head::CHECKPOINT_EVERY;
-use super::table::TableMeta;
+use super::table::{TableMeta, CHECKPOINT_EVERY};
 use crate::error::SluiceError;
 
 /// A writer that keeps losing the race to writers on other partitions gives up after this
@@ -34,7 +33,7 @@ impl Dataset {
             match self.delta.create(next, &actions) {
                 Ok(PutOutcome::Created) => {
                     tracing::info!(dataset = self.uri(), commit = next, run_id = req.run_id, "committed");
-                    if next % CHECKPOINT_EVERY == 0 {
+                    if next % req.table.as_ref().map_or(CHECKPOINT_EVERY, TableMeta::checkpoint_interval) == 0 {
                         self.write_checkpoint(next);
                     }
                     return Ok(CommitOutcome::Committed(next));

@@ -1,6 +1,6 @@
 //! [`Head`]: the dataset's current state, as Delta's log replay gives it: deltalake-core
 //! loads the table from its newest checkpoint (`_last_checkpoint`, the Parquet checkpoint,
-//! then at most 99 JSON commits), so opening a 10,000-commit dataset reads no more than a
+//! then at most 9 JSON commits), so opening a 10,000-commit dataset reads no more than a
 //! 10-commit one. Everything sluice decides on is in the state a checkpoint keeps: each
 //! partition's version from its files' `add` actions and their `sluice.*` tags, the
 //! published run ids from `txn` actions, the pins and the schema from `metaData`.
@@ -17,9 +17,6 @@ use super::commit::{PartitionVersion, Snapshot};
 use super::delta::DeltaLog;
 use super::table::{Pin, TableMeta};
 use crate::error::SluiceError;
-
-/// Write a checkpoint at every version that is a multiple of this.
-pub const CHECKPOINT_EVERY: u64 = 100;
 
 /// The state of the dataset as of one version of its log.
 #[derive(Clone, Default)]

@@ -4,7 +4,7 @@
 //! ```text
 //! _delta_log/00000000000000000000.json                       version 0: the table (protocol, metaData)
 //! _delta_log/00000000000000000001.json                       commit 1, created put-if-absent
-//! _delta_log/00000000000000000100.checkpoint.parquet         Delta checkpoints, every 100 commits
+//! _delta_log/00000000000000000010.checkpoint.parquet         Delta checkpoints, every 10 commits
 //! _delta_log/_last_checkpoint                                the newest checkpoint
 //! _sluice/runs/<run_id>/shard-00000-of-00004.<attempt>.json  a shard attempt's staging record
 //! _sluice/versions/<run_id>/<attempt>/<key>=<value>.manifest.json       a version's lineage
