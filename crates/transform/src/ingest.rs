@@ -133,9 +133,16 @@ pub fn parse_csvs(objects: &[(&str, &[u8])], spec: &CsvSpec) -> Result<Option<Ra
     };
     frame.with_column(Column::new(LINE.into(), lines)).ctx(|| format!("{what}: adding line numbers"))?;
     frame.with_column(Column::new(OBJECT.into(), objs)).ctx(|| format!("{what}: numbering objects"))?;
-    let structural = concat(bad.into_iter().map(IntoLazy::lazy).collect::<Vec<_>>(), UnionArgs::default())
-        .and_then(|lf| lf.collect())
-        .ctx(|| format!("{what}: quarantine"))?;
+    // stacked through a query only when two objects have bad lines (usually none has)
+    let structural = match bad.iter().filter(|b| b.height() > 0).count() {
+        0 | 1 if !bad.is_empty() => {
+            let i = bad.iter().position(|b| b.height() > 0).unwrap_or(0);
+            bad.swap_remove(i)
+        }
+        _ => concat(bad.into_iter().map(IntoLazy::lazy).collect::<Vec<_>>(), UnionArgs::default())
+            .and_then(|lf| lf.collect())
+            .ctx(|| format!("{what}: quarantine"))?,
+    };
     tracing::debug!(prescan_s, parse_s = t0.elapsed().as_secs_f64() - prescan_s, "parsed");
     Ok(Some(RawCsv { frame, structural }))
 }
@@ -267,16 +274,19 @@ fn split_bad_rows(
         .with_column(any_broken.alias(BAD))
         .collect()
         .ctx(|| format!("{}: typing columns", files.join(", ")))?;
-    let keep: Vec<Expr> = marked
+    let kept: Vec<(PlSmallStr, PlSmallStr)> = marked
         .get_column_names()
         .into_iter()
         .filter(|n| !n.starts_with("__") || n.as_str() == LINE || n.as_str() == OBJECT)
-        .map(|n| if typed.iter().any(|(c, _, _)| c == n.as_str()) { col(t(n)).alias(n.clone()) } else { col(n.clone()) })
+        .map(|n| (if typed.iter().any(|(c, _, _)| c == n.as_str()) { t(n).into() } else { n.clone() }, n.clone()))
         .collect();
+    let keep: Vec<Expr> = kept.iter().map(|(from, to)| col(from.clone()).alias(to.clone())).collect();
     let context = || files.join(", ");
     if !marked.column(BAD).and_then(|c| c.bool().map(|b| b.any())).ctx(context)? {
-        // every row good (the usual case): no filtering, no quarantine rows
-        let frame = marked.lazy().select(keep).collect().ctx(|| format!("{}: selecting typed columns", context()))?;
+        // every row good (the usual case): no filtering, no quarantine rows; the typed
+        // columns taken under their names, without a query
+        let columns = kept.iter().map(|(from, to)| marked.column(from).map(|c| c.clone().with_name(to.clone()))).collect::<PolarsResult<Vec<_>>>();
+        let frame = columns.and_then(DataFrame::new_infer_height).ctx(|| format!("{}: selecting typed columns", context()))?;
         let quarantine = no_quarantine().hstack(&[Column::new_empty(OBJECT.into(), &DataType::UInt32)]).ctx(context)?;
         return Ok((frame, quarantine));
     }
