@@ -63,7 +63,7 @@ pub struct GcSummary {
 pub struct Group {
     /// `version`, `failed_run` or `shard_records`.
     pub kind: &'static str,
-    /// `partition@version`, the attempt folder, or the shard run id.
+    /// `partition@version`, the attempt key (`<partition>/<run_id>/<attempt>`), or the shard run id.
     pub name: String,
     pub files: usize,
     pub bytes: u64,
@@ -114,7 +114,7 @@ fn replaced_at(log: &[Commit]) -> BTreeMap<(String, String), DateTime<Utc>> {
 fn plan(ds: &Dataset, log: &[Commit], pins: &[Pin], cutoff: DateTime<Utc>) -> Result<Plan, SluiceError> {
     let snap = store::fold(log, None);
     let ended = replaced_at(log);
-    // every version any commit referenced, by its attempt folder
+    // every version any commit referenced, by its attempt key
     let mut by_dir: BTreeMap<String, (String, String)> = BTreeMap::new();
     for c in log {
         for (p, v) in c.partitions.iter().filter_map(|(p, v)| v.as_ref().map(|v| (p, v))) {
@@ -130,7 +130,7 @@ fn plan(ds: &Dataset, log: &[Commit], pins: &[Pin], cutoff: DateTime<Utc>) -> Re
     let mut group = |kind, name: String, objects: &[(String, u64, DateTime<Utc>)]| {
         groups.push(Group { kind, name, files: objects.len(), bytes: objects.iter().map(|o| o.1).sum() });
     };
-    // the dataset's objects, grouped by attempt folder; shard records aside
+    // the dataset's objects, grouped by attempt key; shard records aside
     let mut dirs: BTreeMap<String, Vec<(String, u64, DateTime<Utc>)>> = BTreeMap::new();
     let mut records: BTreeMap<String, Vec<(String, u64, DateTime<Utc>)>> = BTreeMap::new();
     for (rel, meta) in ds.storage().list("")? {

@@ -194,7 +194,7 @@ impl<'a> CommitRequest<'a> {
         self
     }
 
-    /// The (partition, version) pairs and attempt folders this commit relies on existing.
+    /// The (partition, version) pairs and attempt keys (see `layout::attempt_dir`) this commit relies on existing.
     pub(super) fn relies_on(&self) -> (Vec<(String, String)>, Vec<String>) {
         let mut versions: Vec<(String, String)> =
             self.partitions.iter().filter_map(|(p, v)| v.as_ref().map(|v| (p.clone(), v.version.clone()))).collect();
