@@ -16,7 +16,7 @@ use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{Config, HiddenAct, PositionEmbeddingType};
 
 use crate::bf16::{has_bf16_kernel, Bf16Weight};
-use crate::embed::Precision;
+use crate::precision::Precision;
 use crate::kernels::{Activation, AddBias, BiasActivation, MaskedSoftmax, ResidualLayerNorm};
 
 /// A linear layer's `(in, out)` weight, in the precision its products run in.

@@ -21,13 +21,15 @@ pub mod embed;
 mod dense;
 mod encoder;
 pub mod kernels;
+mod precision;
 pub mod error;
 pub mod files;
 pub mod tabular;
 pub mod train;
 
 pub use device::choose_device;
-pub use embed::{BatchPolicy, EmbeddingModel, Kernels, Precision};
+pub use embed::{BatchPolicy, EmbeddingModel, Kernels};
+pub use precision::Precision;
 pub use error::InferError;
 pub use tabular::{FeatureValues, InputKind, InputSpec, MlpConfig, TabularBatch, TabularModel};
 
