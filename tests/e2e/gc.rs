@@ -194,3 +194,49 @@ fn gc_before_the_first_publish_deletes_nothing() {
     assert_eq!(data_files(&ds), before, "nothing deleted");
     assert!(!ds.join("_delta_log").exists());
 }
+
+/// Rewrite commit 1 of `ds` (one run of one partition) into the layout sluice wrote before
+/// issue 27: every version in folders of its own. The files move, and the log's paths with
+/// them. Returns the old folders of the data file and of the manifest.
+fn into_the_old_layout(ds: &Path, part: &str) -> (PathBuf, PathBuf) {
+    let v = &commit_records(ds)[0]["partitions"][part];
+    let (run, data) = (v["version"].as_str().unwrap().to_string(), v["files"][0].as_str().unwrap().to_string());
+    let nonce = data.strip_suffix(".parquet").unwrap().rsplit_once('.').unwrap().1.to_string();
+    let manifest = format!("_sluice/versions/{run}/{nonce}/{part}.manifest.json");
+    let (old_dir, old_versions) = (format!("{part}/{run}/{nonce}"), format!("_sluice/versions/{part}/{run}/{nonce}"));
+    let (old_data, old_manifest) = (format!("{old_dir}/part-00000.parquet"), format!("{old_versions}/manifest.json"));
+    for (from, to) in [(&data, &old_data), (&manifest, &old_manifest)] {
+        std::fs::create_dir_all(ds.join(to).parent().unwrap()).unwrap();
+        std::fs::rename(ds.join(from), ds.join(to)).unwrap();
+    }
+    let log = ds.join("_delta_log/00000000000000000001.json");
+    let text = std::fs::read_to_string(&log).unwrap().replace(&data, &old_data).replace(&manifest, &old_manifest);
+    std::fs::write(&log, text).unwrap();
+    (ds.join(old_dir), ds.join(old_versions))
+}
+
+#[test]
+fn gc_collects_versions_and_debris_written_in_the_old_layout() {
+    let ds = temp_dir("gc-old-layout");
+    let part = format!("date={DATE}");
+    assert_eq!(run_into(&ds, &["--date", DATE]).code, 0);
+    let (old_data, old_versions) = into_the_old_layout(&ds, &part);
+    let v1 = version_of(&ds, 1, &part);
+    // a dead attempt's file, in the old layout
+    let debris = ds.join(&part).join("killed-run/0123456789abcdef/part-00000.parquet");
+    std::fs::create_dir_all(debris.parent().unwrap()).unwrap();
+    std::fs::write(&debris, b"half a file").unwrap();
+    assert_eq!(sluice(&["show", ds.to_str().unwrap(), "--as-of", "1"]).code, 0, "the old layout reads as before");
+    assert_eq!(run_into(&ds, &["--date", DATE, "--force"]).code, 0);
+    let current = version_dir(&ds, 2, &part);
+
+    let out = gc(&ds, Utc::now() + Age::days(30), &["--apply"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let s = out.summary();
+    assert_eq!(s["versions_collected"], json_list(&[&format!("{part}@{v1}")]), "{s}");
+    assert_eq!(s["debris"].as_array().unwrap().len(), 1, "{s}");
+    let left = data_files(&ds);
+    assert!(!left.is_empty() && left.iter().all(|f| within(f, &current)), "only the current version: {left:?}");
+    assert!(files_under(&old_data).is_empty() && files_under(&old_versions).is_empty() && !debris.exists());
+    check_show(&ds);
+}
