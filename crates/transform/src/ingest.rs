@@ -280,7 +280,6 @@ fn split_bad_rows(
         .filter(|n| !n.starts_with("__") || n.as_str() == LINE || n.as_str() == OBJECT)
         .map(|n| (if typed.iter().any(|(c, _, _)| c == n.as_str()) { t(n).into() } else { n.clone() }, n.clone()))
         .collect();
-    let keep: Vec<Expr> = kept.iter().map(|(from, to)| col(from.clone()).alias(to.clone())).collect();
     let context = || files.join(", ");
     if !marked.column(BAD).and_then(|c| c.bool().map(|b| b.any())).ctx(context)? {
         // every row good (the usual case): no filtering, no quarantine rows; the typed
@@ -292,6 +291,7 @@ fn split_bad_rows(
     }
     // ... then, only if some do, the index of the first broken check (null: a good row),
     // and what it names
+    let keep: Vec<Expr> = kept.iter().map(|(from, to)| col(from.clone()).alias(to.clone())).collect();
     let null_str = || lit(NULL).cast(DataType::String);
     let mut first = lit(NULL).cast(DataType::Int32);
     for (i, c) in checks.iter().enumerate().rev() {

@@ -80,7 +80,7 @@ pub fn parse_datetime(column: &Column) -> PolarsResult<Column> {
     if let Some(first) = column.str()?.first_non_null() {
         let one = column.slice(first as i64, 1);
         let z = column.str()?.get(first).is_some_and(|v| v.ends_with('Z'));
-        let mut tries = DATETIME_FORMATS.iter().flat_map(|f| [z.then(|| to_datetime(col(name), &format!("{f}Z"))), Some(datetime_expr(name, Some(f)))]).flatten();
+        let mut tries = DATETIME_FORMATS.iter().flat_map(|f| [z.then(|| to_datetime(col(name), Some(&format!("{f}Z")))), Some(datetime_expr(name, Some(f)))]).flatten();
         if let Some(e) = tries.find(|e| parse(&one, e).is_ok_and(|c| c.null_count() == 0)) {
             let parsed = parse(column, &e)?;
             if parsed.null_count() == column.null_count() {
@@ -91,17 +91,17 @@ pub fn parse_datetime(column: &Column) -> PolarsResult<Column> {
     parse(column, &datetime_expr(name, None))
 }
 
-/// Text in `format` to Datetime(µs); values that do not parse become null.
-fn to_datetime(text: Expr, format: &str) -> Expr {
-    let options = StrptimeOptions { format: Some(format.into()), strict: false, exact: true, cache: true };
+/// Text in `format` (or the one Polars infers from the first value) to Datetime(µs);
+/// values that do not parse become null.
+fn to_datetime(text: Expr, format: Option<&str>) -> Expr {
+    let options = StrptimeOptions { format: format.map(Into::into), strict: false, exact: true, cache: true };
     text.str().to_datetime(Some(TimeUnit::Microseconds), None, options, lit("raise"))
 }
 
 /// Text (an optional trailing `Z` dropped) to Datetime(µs) with `format`, or the format
 /// Polars infers from the first value; values that do not parse become null.
 fn datetime_expr(column: &str, format: Option<&str>) -> Expr {
-    let options = StrptimeOptions { format: format.map(Into::into), strict: false, exact: true, cache: true };
-    col(column).str().strip_suffix(lit("Z")).str().to_datetime(Some(TimeUnit::Microseconds), None, options, lit("raise"))
+    to_datetime(col(column).str().strip_suffix(lit("Z")), format)
 }
 
 impl FromStr for ColumnType {
@@ -167,7 +167,7 @@ mod tests {
         ];
         // the trailing Z is read as part of the format (the path that copies no value)
         let zs = df!("t" => [Some("2013-01-01T05:00:00Z"), None]).unwrap();
-        let direct = zs.lazy().select([to_datetime(col("t"), "%Y-%m-%dT%H:%M:%SZ")]).collect().unwrap();
+        let direct = zs.lazy().select([to_datetime(col("t"), Some("%Y-%m-%dT%H:%M:%SZ"))]).collect().unwrap();
         assert_eq!(direct.column("t").unwrap().null_count(), 1);
         for values in cases {
             let column = Column::new("t".into(), values);
