@@ -114,7 +114,10 @@ fn pairs_of(x: &[f32], m: usize, k: usize) -> Vec<u32> {
     let pairs = k.div_ceil(2);
     let mut out = vec![0u32; m * pairs];
     for (row, dst) in x.chunks_exact(k).zip(out.chunks_exact_mut(pairs)) {
-        for (p, d) in dst.iter_mut().enumerate() {
+        // SAFETY: pairs_of runs only beside the kernel, where has_bf16_kernel() said the CPU
+        // has AVX-512 F and BF16; `dst` holds a row's pairs
+        let done = unsafe { pairs_of_32s(row, dst) };
+        for (p, d) in dst.iter_mut().enumerate().skip(done) {
             let hi = row.get(2 * p + 1).map_or(0, |&v| to_bf16(v));
             *d = (to_bf16(row[2 * p]) as u32) | ((hi as u32) << 16);
         }
@@ -122,24 +125,54 @@ fn pairs_of(x: &[f32], m: usize, k: usize) -> Vec<u32> {
     out
 }
 
+/// The first `32 x (row.len() / 32)` values of `row` as bf16 pairs into `dst`, 32 at a time
+/// (`VCVTNE2PS2BF16`: round to nearest even as [`to_bf16`]; it reads a subnormal input as
+/// zero, which [`to_bf16`] keeps, a difference below 1e-38); the number of pairs written.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn pairs_of_32s(row: &[f32], dst: &mut [u32]) -> usize {
+    use std::arch::x86_64::*;
+    let chunks = row.len() / 32;
+    debug_assert!(dst.len() >= chunks * 16);
+    for c in 0..chunks {
+        let lo = _mm512_loadu_ps(row.as_ptr().add(c * 32));
+        let hi = _mm512_loadu_ps(row.as_ptr().add(c * 32 + 16));
+        // the low 16 bf16 values (the low half of each pair, then the high) come from `lo`
+        let both: __m512i = std::mem::transmute(_mm512_cvtne2ps_pbh(hi, lo));
+        _mm512_storeu_si512(dst.as_mut_ptr().add(c * 16) as *mut __m512i, both);
+    }
+    chunks * 16
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn pairs_of_32s(_: &[f32], _: &mut [u32]) -> usize {
+    0
+}
+
 /// `x (m, k) x packed (k, n)`, row-major f32 out.
 fn packed_matmul(x: &[f32], m: usize, k: usize, n: usize, panels: &[u16]) -> Vec<f32> {
     let (pairs, n_panels) = (k.div_ceil(2), n.div_ceil(NR));
     let padded = n_panels * NR;
-    let mut out = vec![0f32; m * padded];
+    // not zeroed first: the kernel stores every element (each row's every panel)
+    let mut out: Vec<f32> = Vec::with_capacity(m * padded);
     for m0 in (0..m).step_by(M_BLOCK) {
         let rows = M_BLOCK.min(m - m0);
         let a = pairs_of(&x[m0 * k..(m0 + rows) * k], rows, k);
         for panel in 0..n_panels {
             let b = &panels[panel * pairs * NR * 2..(panel + 1) * pairs * NR * 2];
             for r0 in (0..rows).step_by(MR) {
-                let c = &mut out[(m0 + r0) * padded + panel * NR..];
+                let at = (m0 + r0) * padded + panel * NR;
+                let r = MR.min(rows - r0);
+                debug_assert!(at + (r - 1) * padded + NR <= out.capacity());
                 // SAFETY: Packed weights exist only where has_bf16_kernel() said the CPU
-                // has AVX-512 F and BF16; the slices hold the rows the kernel reads and writes
-                unsafe { kernel_rows(&a[r0 * pairs..], pairs, b, c, padded, MR.min(rows - r0)) };
+                // has AVX-512 F and BF16; `a` and `b` hold the rows the kernel reads, and
+                // its `r` rows of NR values at `at`, `padded` apart, are within `out`'s capacity
+                unsafe { kernel_rows(&a[r0 * pairs..], pairs, b, out.as_mut_ptr().add(at), padded, r) };
             }
         }
     }
+    // SAFETY: the loops above stored all m x padded elements
+    unsafe { out.set_len(m * padded) };
     if padded == n {
         return out;
     }
@@ -148,7 +181,7 @@ fn packed_matmul(x: &[f32], m: usize, k: usize, n: usize, panels: &[u16]) -> Vec
 
 /// The kernel for `rows` (1 to [`MR`]) rows.
 #[cfg(target_arch = "x86_64")]
-unsafe fn kernel_rows(a: &[u32], pairs: usize, b: &[u16], c: &mut [f32], ldc: usize, rows: usize) {
+unsafe fn kernel_rows(a: &[u32], pairs: usize, b: &[u16], c: *mut f32, ldc: usize, rows: usize) {
     match rows {
         8 => kernel::<8>(a, pairs, b, c, ldc),
         7 => kernel::<7>(a, pairs, b, c, ldc),
@@ -162,17 +195,18 @@ unsafe fn kernel_rows(a: &[u32], pairs: usize, b: &[u16], c: &mut [f32], ldc: us
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-unsafe fn kernel_rows(_: &[u32], _: usize, _: &[u16], _: &mut [f32], _: usize, _: usize) {
+unsafe fn kernel_rows(_: &[u32], _: usize, _: &[u16], _: *mut f32, _: usize, _: usize) {
     unreachable!("packed bf16 weights exist only on x86_64 with AVX-512 BF16")
 }
 
 /// `R` rows of `a` (bf16 pairs, `pairs` per row) times one [`NR`]-column panel `b`, into
-/// `c` (row stride `ldc`): 2 x `R` accumulators of 16 lanes, one `VDPBF16PS` each per pair.
+/// `c` (row stride `ldc`; stored, not read): 2 x `R` accumulators of 16 lanes, one
+/// `VDPBF16PS` each per pair.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bf16")]
-unsafe fn kernel<const R: usize>(a: &[u32], pairs: usize, b: &[u16], c: &mut [f32], ldc: usize) {
+unsafe fn kernel<const R: usize>(a: &[u32], pairs: usize, b: &[u16], c: *mut f32, ldc: usize) {
     use std::arch::x86_64::*;
-    debug_assert!(a.len() >= (R - 1) * pairs + pairs && b.len() >= pairs * NR * 2 && c.len() >= (R - 1) * ldc + NR);
+    debug_assert!(a.len() >= (R - 1) * pairs + pairs && b.len() >= pairs * NR * 2);
     let mut acc = [[_mm512_setzero_ps(); 2]; R];
     let (a, b) = (a.as_ptr(), b.as_ptr());
     for p in 0..pairs {
@@ -185,7 +219,7 @@ unsafe fn kernel<const R: usize>(a: &[u32], pairs: usize, b: &[u16], c: &mut [f3
         }
     }
     for (r, acc) in acc.iter().enumerate() {
-        let row = c.as_mut_ptr().add(r * ldc);
+        let row = c.add(r * ldc);
         _mm512_storeu_ps(row, acc[0]);
         _mm512_storeu_ps(row.add(16), acc[1]);
     }
@@ -219,6 +253,27 @@ mod tests {
         assert_eq!(round_bf16(1.0 + 3.0 / 256.0), 1.0 + 4.0 / 256.0);
         assert!(round_bf16(f32::NAN).is_nan());
         assert_eq!(round_bf16(-2.5), -2.5);
+    }
+
+    #[test]
+    fn pairs_hold_each_value_rounded_as_to_bf16_does() {
+        if !has_bf16_kernel() {
+            return; // pairs are made only for the kernel
+        }
+        // 141 columns: four runs of 32 converted at once, then an odd tail
+        let (m, k) = (3, 141);
+        let mut x = matrix(m, k, 5);
+        // ties to even both ways, a NaN-free spread of magnitudes and signs
+        for (i, v) in [1.0 + 1.0 / 256.0, 1.0 + 3.0 / 256.0, -3.0e-5, 6.5e4, 0.0, -0.0, 1.0e-30].into_iter().enumerate() {
+            x[i * 19] = v;
+        }
+        let got = pairs_of(&x, m, k);
+        for (row, pairs) in x.chunks_exact(k).zip(got.chunks_exact(k.div_ceil(2))) {
+            for (p, pair) in pairs.iter().enumerate() {
+                assert_eq!(*pair as u16, to_bf16(row[2 * p]), "column {}", 2 * p);
+                assert_eq!((*pair >> 16) as u16, row.get(2 * p + 1).map_or(0, |&v| to_bf16(v)), "column {}", 2 * p + 1);
+            }
+        }
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //! - every projection is one `(tokens, in) x (in, out)` product over the whole batch,
 //!   with the weights transposed once at load, and Q, K and V come from one product;
 //! - bias, activation, residual and LayerNorm are folded into the product's output;
-//! - attention ignores each sequence's padding by its length instead of adding a mask;
+//! - attention runs per sequence and head on Q, K and V in place, over each sequence's
+//!   own length instead of a mask over the padding ([`crate::attention`]);
 //! - with [`Precision::Bf16`] the four linear layers multiply in bfloat16 ([`crate::bf16`]).
 
 use candle_core::Tensor;
@@ -17,7 +18,8 @@ use candle_transformers::models::bert::{Config, HiddenAct, PositionEmbeddingType
 
 use crate::bf16::{has_bf16_kernel, Bf16Weight};
 use crate::precision::Precision;
-use crate::kernels::{Activation, AddBias, BiasActivation, MaskedSoftmax, ResidualLayerNorm};
+use crate::attention::attention;
+use crate::kernels::{Activation, AddBias, BiasActivation, ResidualLayerNorm};
 
 /// A linear layer's `(in, out)` weight, in the precision its products run in.
 enum Weight {
@@ -133,8 +135,6 @@ impl CpuBert {
         let (b, len) = ids.dims2()?;
         let (h, heads, d) = (self.hidden, self.heads, self.head_dim);
         let tokens = b * len;
-        let device = ids.device();
-        let lengths = Tensor::from_slice(lengths, b, device)?;
 
         let pos = self.position.narrow(0, 0, len)?.broadcast_add(&self.token_type0)?;
         let x = self.word.index_select(&ids.flatten_all()?, 0)?.reshape((b, len, h))?.broadcast_add(&pos)?;
@@ -143,11 +143,7 @@ impl CpuBert {
         for l in &self.layers {
             let qkv = l.qkv_w.matmul(&x)?;
             qkv.inplace_op2(&l.qkv_b, &AddBias)?;
-            let qkv = qkv.reshape((b, len, 3, heads, d))?.permute((2, 0, 3, 1, 4))?; // (3, b, heads, len, d)
-            let (q, k, v) = (qkv.get(0)?.contiguous()?, qkv.get(1)?.contiguous()?, qkv.get(2)?.contiguous()?);
-            let scores = q.matmul(&k.t()?)?; // (b, heads, len, len)
-            scores.inplace_op2(&lengths, &MaskedSoftmax { scale: 1.0 / (d as f32).sqrt() })?;
-            let ctx = scores.matmul(&v)?.transpose(1, 2)?.contiguous()?.reshape((tokens, h))?;
+            let ctx = attention(&qkv, lengths, len, heads, d)?; // (tokens, h)
 
             let attended = l.out_w.matmul(&ctx)?;
             attended.inplace_op3(&x, &l.out_p, &ResidualLayerNorm { eps: self.eps })?;

@@ -10,8 +10,9 @@
 //! - [`BiasActivation`]: `x = act(x + b)` (the feed-forward's first half; GELU-erf, its
 //!   tanh approximation or ReLU);
 //! - [`ResidualLayerNorm`]: `x = LayerNorm(x + b + residual)` (after each sub-layer);
-//! - [`MaskedSoftmax`]: `s = softmax(scale * s)` over the first `len` keys of each
-//!   sequence, zero beyond (what BERT's additive `f32::MIN` mask gives, without the mask).
+//! - [`masked_softmax_rows`]: `s = softmax(scale * s)` over the first `len` keys of each
+//!   sequence, zero beyond (what BERT's additive `f32::MIN` mask gives, without the mask;
+//!   [`crate::attention`] runs it on each sequence's own scores).
 //!
 //! The loops are plain Rust written so that LLVM vectorises them (lane accumulators for
 //! reductions, branch-free polynomial `erf` and `exp`); [`pulp`] compiles them once more
@@ -195,7 +196,7 @@ fn residual_layer_norm_rows(x: &mut [f32], residual: &[f32], params: &[f32], eps
 
 /// `scores` is `(batch, heads, len, len)`; row `q` of sequence `i` becomes the softmax of
 /// `scale * scores` over the first `lengths[i]` keys, and 0 beyond them.
-fn masked_softmax_rows(scores: &mut [f32], len: usize, lengths: &[u32], scale: f32) {
+pub(crate) fn masked_softmax_rows(scores: &mut [f32], len: usize, lengths: &[u32], scale: f32) {
     if len == 0 || lengths.is_empty() {
         return;
     }
@@ -304,35 +305,6 @@ impl InplaceOp3 for ResidualLayerNorm {
         }
         check_rows(self.name(), x.len(), params.len() / 3)?;
         residual_layer_norm_rows(x, residual, params, self.eps);
-        Ok(())
-    }
-}
-
-/// Softmax of `scale * scores` over each sequence's real keys; the operand holds the
-/// sequences' lengths (u32). Scores are `(batch, heads, len, len)`.
-pub struct MaskedSoftmax {
-    pub scale: f32,
-}
-
-impl InplaceOp2 for MaskedSoftmax {
-    fn name(&self) -> &'static str {
-        "masked-softmax"
-    }
-
-    fn cpu_fwd(&self, dst: &mut CpuStorage, dst_l: &Layout, n: &CpuStorage, nl: &Layout) -> Result<()> {
-        let dims = dst_l.dims().to_vec();
-        let lengths = match (n, nl.contiguous_offsets()) {
-            (CpuStorage::U32(v), Some((a, b))) => &v[a..b],
-            _ => bail!("{}: lengths must be contiguous u32", self.name()),
-        };
-        let &[batch, _heads, len, keys] = dims.as_slice() else {
-            bail!("{}: scores must be (batch, heads, len, len), got {dims:?}", self.name())
-        };
-        if batch != lengths.len() || len != keys {
-            bail!("{}: scores {dims:?} do not match {} lengths", self.name(), lengths.len())
-        }
-        let scores = f32_slice_mut(dst, dst_l, self.name())?;
-        masked_softmax_rows(scores, len, lengths, self.scale);
         Ok(())
     }
 }

@@ -15,6 +15,7 @@
 //! A model is a directory: `config.json` + `model.safetensors` (+ `tokenizer.json` and the
 //! sentence-transformers module configs for an embedding model).
 
+mod attention;
 pub mod bf16;
 pub mod device;
 pub mod embed;
