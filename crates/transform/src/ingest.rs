@@ -4,9 +4,11 @@
 //! 1. The `csv` crate checks the record structure (field count, quoting, UTF-8) and keeps
 //!    the line number of every record; malformed records go to the quarantine.
 //! 2. Polars parses the well-formed records as strings, then every declared column is cast to
-//!    its type with one vectorized expression. A value that was present but did not parse
-//!    marks its row bad, and so does a broken contract ([`crate::contracts`]); the first
-//!    failure names the column, value, rule and reason.
+//!    its type with one vectorized expression. (The usual, clean case reads the numbers as
+//!    such at once: through `plain_csv` where the CSV is plain enough, else Polars' reader.)
+//!    A value that was present but did not parse marks its row bad, and so does a broken
+//!    contract ([`crate::contracts`]); the first failure names the column, value, rule and
+//!    reason.
 //!
 //! Compressed objects (gzip, zstd) are decompressed first, recognised by content
 //! ([`crate::decode`]). The first pass, and how it stays in step with Polars whatever the
@@ -23,6 +25,7 @@ use polars::prelude::*;
 use crate::contracts::{Contracts, Violation};
 use crate::decode::decode;
 use crate::error::Context;
+use crate::plain_csv;
 use crate::prescan::{prescan, strip_bom, Prescan};
 use crate::steps::OBJECT;
 use crate::types::parse_datetime;
@@ -165,6 +168,13 @@ fn strings(file: &str, data: &[u8], records: usize, spec: &CsvSpec, numbers: boo
         .filter(|(_, ty)| numbers && matches!(ty, ColumnType::I32 | ColumnType::I64 | ColumnType::F32 | ColumnType::F64))
         .map(|(name, ty)| Field::new(name.as_str().into(), ty.dtype()))
         .collect();
+    if numbers && !quoted {
+        let types: Vec<(&str, DataType)> = numeric.iter().map(|(name, dtype)| (name.as_str(), dtype.clone())).collect();
+        let nulls: Vec<&str> = spec.null_values.iter().map(String::as_str).filter(|v| !v.is_empty()).collect();
+        if let Some(frame) = plain_csv::read(data, spec.separator, &types, &nulls) {
+            return same_records(file, frame, records);
+        }
+    }
     let raw = CsvReadOptions::default()
         .with_has_header(true)
         .with_schema_overwrite((!numeric.is_empty()).then(|| Arc::new(numeric)))
@@ -175,14 +185,19 @@ fn strings(file: &str, data: &[u8], records: usize, spec: &CsvSpec, numbers: boo
         .into_reader_with_file_handle(Cursor::new(data))
         .finish()
         .map_err(|source| TransformError::Parse { file: file.to_string(), format: "CSV", source })?;
-    if raw.height() != records {
-        // the prescan and Polars disagree on the records: sluice's fault, not the data's
+    same_records(file, raw, records)
+}
+
+/// `frame`, if it has the `records` rows the prescan found.
+fn same_records(file: &str, frame: DataFrame, records: usize) -> Result<DataFrame, TransformError> {
+    if frame.height() != records {
+        // the prescan and the parse disagree on the records: sluice's fault, not the data's
         return Err(TransformError::Internal {
             file: file.to_string(),
-            detail: format!("Polars parsed {} rows where the prescan found {records} records", raw.height()),
+            detail: format!("the parse found {} rows where the prescan found {records} records", frame.height()),
         });
     }
-    Ok(raw)
+    Ok(frame)
 }
 
 /// The malformed records a prescan found, as quarantine rows (rule `structure`).

@@ -1,13 +1,16 @@
 //! sluice-transform: raw objects -> typed Polars frames -> the pipeline's transform steps.
 //!
-//! Vectorized only: every operation on rows is a Polars expression or SQL; nothing loops
-//! over rows in Rust and nothing calls `map_elements`/`apply`.
+//! Vectorized only: every operation on rows is a Polars expression or SQL; nothing calls
+//! `map_elements`/`apply`. The only loops over records in Rust are the readers' (the
+//! prescan's structure check and `plain_csv`'s parse), which build columns from bytes.
 //!
 //! - [`types`]: the column types a pipeline file may declare ([`ColumnType`]).
 //! - [`ingest`]: CSV bytes -> a typed frame plus a quarantine frame of rows that failed,
 //!   each with its file, line, column and reason ([`read_csv`], [`Ingested`]).
 //!   Its first pass (`prescan`) checks each record's structure and line, the same way
-//!   for LF, CRLF, blank lines and a byte order mark.
+//!   for LF, CRLF, blank lines and a byte order mark; plain CSV (unquoted, LF, plain
+//!   numbers) is then parsed into typed columns in one pass (`plain_csv`), the rest by
+//!   Polars' reader.
 //! - [`email`]: raw emails -> one row each (headers, decoded text body), broken ones
 //!   quarantined ([`read_emails`]).
 //! - [`decode`]: gzip and zstd inputs decompressed by content; other containers named.
@@ -29,6 +32,7 @@ pub mod dims;
 pub mod email;
 pub mod error;
 pub mod ingest;
+mod plain_csv;
 mod prescan;
 mod rowwise;
 pub mod steps;
