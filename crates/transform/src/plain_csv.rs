@@ -11,7 +11,8 @@
 //! does read, the frame equals the reader's (tests check on the committed samples and on
 //! edge cases): an empty field and the listed null strings are null; an integer is
 //! `-?[0-9]+`; a decimal is what `f64::from_str` reads from `-?[0-9.]+([eE][-+]?[0-9]+)?`,
-//! correctly rounded as the reader's `fast_float2` is.
+//! correctly rounded as the reader's `fast_float2` is (a whole number of up to 15 digits
+//! is exact as an f64, and summed without the parser).
 
 use polars::prelude::*;
 
@@ -45,7 +46,7 @@ pub(crate) fn read(data: &[u8], separator: u8, numeric: &[(&str, DataType)], nul
         for to in memchr::memchr_iter(separator, &bytes[start..end]).map(|i| start + i).chain([end]) {
             let field = &body[from..to];
             let column = columns.get_mut(fields)?;
-            if field.is_empty() || null_values.contains(&field) {
+            if is_null(field, null_values) {
                 column.push_null();
             } else if !column.push(field) {
                 return None;
@@ -143,9 +144,26 @@ fn integer(field: &[u8]) -> Option<i64> {
     Some(if negative { -value } else { value })
 }
 
+/// Empty, or one of the null strings (its first byte compared before the rest).
+#[inline]
+fn is_null(field: &str, null_values: &[&str]) -> bool {
+    field.is_empty() || null_values.iter().any(|n| n.len() == field.len() && n.as_bytes().first() == field.as_bytes().first() && *n == field)
+}
+
 /// A decimal of digits, `.`, signs and an exponent only (no `+` first, no `inf` or `nan`).
+/// One of at most 15 digits and no point is exact as an f64, so it is summed, not parsed
+/// (`-0` is -0.0, as the reader reads it).
 #[inline]
 fn decimal(field: &str) -> Option<f64> {
+    let bytes = field.as_bytes();
+    let (negative, digits) = match bytes.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, bytes),
+    };
+    if !digits.is_empty() && digits.len() <= 15 && digits.iter().all(u8::is_ascii_digit) {
+        let value = digits.iter().fold(0u64, |v, &c| v * 10 + u64::from(c - b'0')) as f64;
+        return Some(if negative { -value } else { value });
+    }
     let plain = |c: &u8| c.is_ascii_digit() || matches!(c, b'.' | b'-' | b'+' | b'e' | b'E');
     if field.starts_with('+') || !field.as_bytes().iter().all(plain) {
         return None;
@@ -201,6 +219,10 @@ mod tests {
         let types = [("i", DataType::Int32), ("l", DataType::Int64), ("f", DataType::Float64)];
         same("i,l,f,s\n0,-0,-0,Zürich\n-2147483648,999999999999999999,1.5e3,\n2147483647,-7,.5,NA\n,,5.,x y\nNA,NA,NA,NA\n", &types);
         same("i,l,f,s\n1,2,-0.25,a\n3,4,1E-05,b", &types); // no newline at the end
+        // whole numbers as decimals: leading zeros, 15 and 16 digits, and -0 keeps its sign
+        same("f\n007\n-999999999999999\n1234567890123456\n-0\n", &types[2..]);
+        let zero = read(b"f\n-0\n", b',', &types[2..], &[]).unwrap();
+        assert!(zero.column("f").unwrap().f64().unwrap().get(0).unwrap().is_sign_negative());
         same("s,t\n,\nNA,x\n", &[]);
         same("i,f\n", &types[..1]); // a header only
     }
