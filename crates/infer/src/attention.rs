@@ -13,10 +13,10 @@
 //! `unsafe`: `gemm` takes raw pointers and strides; every call's extent is checked below.
 #![allow(unsafe_code)]
 
-use candle_core::{CpuStorage, Storage, Tensor};
+use candle_core::Tensor;
 use gemm::{gemm, Parallelism};
 
-use crate::kernels::masked_softmax_rows;
+use crate::kernels::{masked_softmax_rows, read_in_place};
 
 /// The attention context `(tokens, heads * d)` of `qkv (tokens, 3 * heads * d)` (Q, K, V
 /// side by side, each head's `d` columns together), for `lengths.len()` sequences of `len`
@@ -24,15 +24,12 @@ use crate::kernels::masked_softmax_rows;
 pub(crate) fn attention(qkv: &Tensor, lengths: &[u32], len: usize, heads: usize, d: usize) -> candle_core::Result<Tensor> {
     let h = heads * d;
     let qkv = qkv.contiguous()?;
-    let (storage, layout) = qkv.storage_and_layout();
-    let (Storage::Cpu(CpuStorage::F32(values)), Some((from, to))) = (&*storage, layout.contiguous_offsets()) else {
-        candle_core::bail!("attention: Q/K/V must be contiguous f32 on the CPU")
-    };
-    if to - from != lengths.len() * len * 3 * h {
-        candle_core::bail!("attention: Q/K/V has {} values, not {} sequences of {len} x {}", to - from, lengths.len(), 3 * h)
-    }
-    let ctx = context(&values[from..to], lengths, len, heads, d);
-    drop(storage);
+    let ctx = read_in_place(&qkv, "attention", |values| {
+        if values.len() != lengths.len() * len * 3 * h {
+            candle_core::bail!("attention: Q/K/V has {} values, not {} sequences of {len} x {}", values.len(), lengths.len(), 3 * h)
+        }
+        Ok(context(values, lengths, len, heads, d))
+    })?;
     Tensor::from_vec(ctx, (lengths.len() * len, h), qkv.device())
 }
 

@@ -12,7 +12,9 @@
 //! stay within the slices it is given (checked in debug builds).
 #![allow(unsafe_code)]
 
-use candle_core::{CpuStorage, Storage, Tensor};
+use candle_core::Tensor;
+
+use crate::kernels::read_in_place;
 
 /// Rows of the output a kernel call computes (its accumulators: 8 rows x 32 columns).
 const MR: usize = 8;
@@ -96,12 +98,7 @@ impl Bf16Weight {
                 }
                 // read in place: a copy of the input cost a tenth of the kernel's time
                 let x = x.contiguous()?;
-                let (storage, layout) = x.storage_and_layout();
-                let (Storage::Cpu(CpuStorage::F32(values)), Some((from, to))) = (&*storage, layout.contiguous_offsets()) else {
-                    candle_core::bail!("bf16 matmul: the input must be f32 on the CPU")
-                };
-                let out = packed_matmul(&values[from..to], m, *k, *n, panels);
-                drop(storage);
+                let out = read_in_place(&x, "bf16 matmul", |values| Ok(packed_matmul(values, m, *k, *n, panels)))?;
                 Tensor::from_vec(out, (m, *n), x.device())
             }
         }

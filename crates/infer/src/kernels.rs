@@ -18,7 +18,7 @@
 //! reductions, branch-free polynomial `erf` and `exp`); [`pulp`] compiles them once more
 //! with AVX2 or AVX-512 enabled and picks the best the CPU has at run time. No `unsafe`.
 
-use candle_core::{bail, CpuStorage, InplaceOp2, InplaceOp3, Layout, Result};
+use candle_core::{bail, CpuStorage, InplaceOp2, InplaceOp3, Layout, Result, Storage, Tensor};
 
 const LANES: usize = 16;
 
@@ -218,6 +218,13 @@ pub(crate) fn masked_softmax_rows(scores: &mut [f32], len: usize, lengths: &[u32
             }
         }
     })
+}
+
+/// `f` of the values of `x`, a contiguous f32 tensor on the CPU, read in place (no copy).
+pub(crate) fn read_in_place<R>(x: &Tensor, op: &str, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
+    let (storage, layout) = x.storage_and_layout();
+    let Storage::Cpu(cpu) = &*storage else { bail!("{op}: operand must be on the CPU") };
+    f(f32_slice(cpu, layout, op)?)
 }
 
 fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {

@@ -171,7 +171,7 @@ fn strings(file: &str, data: &[u8], records: usize, spec: &CsvSpec, numbers: boo
     if numbers && !quoted {
         let types: Vec<(&str, DataType)> = numeric.iter().map(|(name, dtype)| (name.as_str(), dtype.clone())).collect();
         let nulls: Vec<&str> = spec.null_values.iter().map(String::as_str).filter(|v| !v.is_empty()).collect();
-        if let Some(frame) = plain_csv::read(data, spec.separator, &types, &nulls) {
+        if let Some(frame) = plain_csv::read(data, spec.separator, &types, &nulls, records) {
             return same_records(file, frame, records);
         }
     }

@@ -18,8 +18,9 @@ use polars::prelude::*;
 
 /// The frame Polars' reader gives for `data` (a header line, then records) with `numeric`'s
 /// columns as their types and every other column as strings; `None` where this pass cannot
-/// be sure of it (see the module's text).
-pub(crate) fn read(data: &[u8], separator: u8, numeric: &[(&str, DataType)], null_values: &[&str]) -> Option<DataFrame> {
+/// be sure of it (see the module's text). `rows`: the records expected (the prescan's count),
+/// to size the columns.
+pub(crate) fn read(data: &[u8], separator: u8, numeric: &[(&str, DataType)], null_values: &[&str], rows: usize) -> Option<DataFrame> {
     if !separator.is_ascii() || separator == b'\n' || memchr::memchr2(b'"', b'\r', data).is_some() {
         return None;
     }
@@ -29,7 +30,6 @@ pub(crate) fn read(data: &[u8], separator: u8, numeric: &[(&str, DataType)], nul
     if names.iter().enumerate().any(|(i, n)| n.is_empty() || names[..i].contains(n)) || numeric.iter().any(|(n, _)| !names.contains(n)) {
         return None;
     }
-    let rows = memchr::memchr_iter(b'\n', body.as_bytes()).count() + usize::from(!body.is_empty() && !body.ends_with('\n'));
     let mut columns = names
         .iter()
         .map(|n| Builder::new(n, numeric.iter().find(|(c, _)| c == n).map(|(_, t)| t), rows))
@@ -191,7 +191,7 @@ mod tests {
     }
 
     fn same(data: &str, numeric: &[(&str, DataType)]) {
-        let ours = read(data.as_bytes(), b',', numeric, &["NA"]).unwrap_or_else(|| panic!("not read: {:?}", &data[..data.len().min(200)]));
+        let ours = read(data.as_bytes(), b',', numeric, &["NA"], data.lines().count()).unwrap_or_else(|| panic!("not read: {:?}", &data[..data.len().min(200)]));
         let theirs = polars(data.as_bytes(), numeric, &["NA"]);
         assert_eq!(ours.schema(), theirs.schema(), "{data:?}");
         assert!(ours.equals_missing(&theirs), "{data:?}:\n{ours}\n{theirs}");
@@ -221,7 +221,7 @@ mod tests {
         same("i,l,f,s\n1,2,-0.25,a\n3,4,1E-05,b", &types); // no newline at the end
         // whole numbers as decimals: leading zeros, 15 and 16 digits, and -0 keeps its sign
         same("f\n007\n-999999999999999\n1234567890123456\n-0\n", &types[2..]);
-        let zero = read(b"f\n-0\n", b',', &types[2..], &[]).unwrap();
+        let zero = read(b"f\n-0\n", b',', &types[2..], &[], 1).unwrap();
         assert!(zero.column("f").unwrap().f64().unwrap().get(0).unwrap().is_sign_negative());
         same("s,t\n,\nNA,x\n", &[]);
         same("i,f\n", &types[..1]); // a header only
@@ -246,9 +246,9 @@ mod tests {
             "i,i\n1,2\n",
             "i,\n1,2\n",
         ] {
-            assert!(read(data.as_bytes(), b',', &types, &["NA"]).is_none(), "{data:?}");
+            assert!(read(data.as_bytes(), b',', &types, &["NA"], 2).is_none(), "{data:?}");
         }
-        assert!(read(b"i,f\n1,2\n", b',', &[("f", DataType::Float32)], &[]).is_none());
-        assert!(read(b"i,f\n1,\xff\n", b',', &[], &[]).is_none());
+        assert!(read(b"i,f\n1,2\n", b',', &[("f", DataType::Float32)], &[], 1).is_none());
+        assert!(read(b"i,f\n1,\xff\n", b',', &[], &[], 1).is_none());
     }
 }
