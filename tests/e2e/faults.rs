@@ -162,8 +162,10 @@ fn an_input_or_dimension_that_changes_mid_run_is_a_retryable_error_naming_it() {
         let p = pipeline();
         let param = format!("landing={}", landing.display());
         let args = ["run", p.to_str().unwrap(), "--param", &param, "--output", ds.to_str().unwrap(), "--date", DATE];
-        let mut run = Running::start(&args, &[("SLUICE_HOLD_AT", "planned")]);
-        run.wait_for("holding at planned");
+        // the dimension tables are read while the Delta log is, before the plan
+        let point = if file.starts_with("dims/") { "dimensions" } else { "planned" };
+        let mut run = Running::start(&args, &[("SLUICE_HOLD_AT", point)]);
+        run.wait_for(&format!("holding at {point}"));
         let path = landing.join(file);
         let text = std::fs::read_to_string(&path).unwrap();
         match edit {

@@ -17,7 +17,7 @@ use polars::prelude::*;
 use serde_json::json;
 use sluice_extract::par::map_ordered;
 use sluice_extract::source::{prefetch, SourceObject};
-use sluice_extract::Storage;
+use sluice_extract::{ObjectRef, Storage};
 use sluice_infer::{choose_device, BatchPolicy, EmbeddingModel, Kernels, Precision, TabularModel};
 use sluice_transform::ingest::first_bad_row;
 use sluice_transform::{DimensionSpec, Dimensions, TransformError, Transformer};
@@ -399,12 +399,12 @@ impl Sink for WriteSink {
     }
 }
 
-/// Read the dimension tables at the versions the plan saw, and load them.
-fn load_dimensions(p: &Pipeline, plan: &Plan) -> Result<Dimensions, SluiceError> {
+/// Read the dimension tables at the versions `refs` saw (the plan's), and load them.
+pub(crate) fn load_dimensions(p: &Pipeline, refs: &[ObjectRef]) -> Result<Dimensions, SluiceError> {
     let mut failed = None;
     let dims = Dimensions::build(&p.dimensions, |spec| {
         let DimensionSpec::Csv { file, .. } = spec else { return Err(not_listed(spec.name())) };
-        let r = plan.dims.iter().find(|r| &r.uri == file).ok_or_else(|| not_listed(file))?;
+        let r = refs.iter().find(|r| &r.uri == file).ok_or_else(|| not_listed(file))?;
         let read = || {
             let bytes = Storage::open(&r.uri, None)?.get_version("", r)?;
             Ok(spec.read(&bytes)?)
@@ -427,16 +427,18 @@ fn not_listed(file: &str) -> TransformError {
 }
 
 /// Run the stages over `items`' objects, writing through `attempt`; what each partition
-/// got, and the run report.
+/// got, and the run report. `dims`: the plan's dimension tables, loaded
+/// ([`load_dimensions`]).
 pub(crate) fn execute(
     p: &Pipeline,
     opts: &RunOptions,
     plan: &Plan,
     attempt: &Arc<Attempt>,
     planned: Vec<(Partition, Vec<SourceObject>)>,
+    dims: Result<Dimensions, SluiceError>,
 ) -> Result<(BTreeMap<String, StagedPartition>, RunReport), SluiceError> {
     // load what every worker shares, once
-    let dims = load_dimensions(p, plan)?;
+    let dims = dims?;
     let scorer = Scorer::load(p, &plan.model_dir, &plan.model_id)?;
     let items: Vec<(Partition, Vec<SourceObject>)> = planned
         .iter()

@@ -6,8 +6,10 @@
 //! - `SLUICE_PANIC_AT=<point>`: the run panics there (the exit-code contract for bugs).
 //! - `SLUICE_FAIL_STAGE=<stage>[:N]` (in [`crate::runtime`]): a stage fails at its N-th item.
 //!
-//! Points: `planned` (the plan and the up-to-date decision are made, nothing read or
-//! written yet) and `commit` (every file is written, the commit is next).
+//! Points: `dimensions` (the dimension objects are headed, their tables not read yet; the
+//! Delta log is read meanwhile), `planned` (the plan and the up-to-date decision are made,
+//! nothing read but the dimension tables, nothing written yet) and `commit` (every file is
+//! written, the commit is next).
 
 use std::io::BufRead;
 

@@ -15,13 +15,16 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::Utc;
+use sluice_extract::ObjectRef;
+use sluice_transform::Dimensions;
 
 use super::manifest::Stages;
 use super::plan::{self, Plan};
 use super::publish::{publish_run, published_before, up_to_date, Publication};
 use super::{execute, hooks, shards};
 use crate::report::summary::{RunStatus, RunSummary};
-use crate::store::{self, Attempt};
+use crate::runtime::{panic_message, Cancel};
+use crate::store::{self, Attempt, Dataset, Head};
 use crate::types::RunOptions;
 use crate::error::SluiceError;
 use crate::pipeline::Pipeline;
@@ -52,18 +55,25 @@ pub fn run(p: &Pipeline, opts: RunOptions) -> Result<RunSummary, SluiceError> {
     let (started, started_at) = (Instant::now(), Utc::now());
     let run_id = run_id(&opts)?;
     let dataset = plan::open_dataset(p, opts.output.as_deref())?;
-    let head = dataset.head()?;
-    if let Some(done) = published_before(&dataset, &head, &run_id, started)?.filter(|_| !opts.dry_run) {
-        return Ok(done);
+    let dim_refs = plan::dimension_refs(p)?;
+    let (head, dims) = head_and_dimensions(p, &dataset, &dim_refs, &opts.cancel);
+    let head = head?;
+    // only a run id given on the command line can have been published before: the one
+    // just generated is new (a time to the millisecond and 32 random bits), and looking a
+    // run id up replays the Delta log once more (a fifth of a daily run's wall)
+    if opts.run_id.is_some() && !opts.dry_run {
+        if let Some(done) = published_before(&dataset, &head, &run_id, started)? {
+            return Ok(done);
+        }
     }
-    let plan = plan::plan(p, &opts, &run_id, dataset, head)?;
+    let plan = plan::plan(p, &opts, &run_id, dataset, head, dim_refs)?;
     if opts.dry_run {
         let mut summary = plan.dry_run(started);
         summary.shard = opts.shard.map(|s| s.to_string());
         return Ok(summary);
     }
     if let Some(shard) = opts.shard {
-        return shards::run_shard(p, &opts, &plan, shard, started);
+        return shards::run_shard(p, &opts, &plan, shard, started, dims);
     }
     if !opts.force && plan.all_current() {
         let summary = up_to_date(&plan.dataset, &plan.snapshot, &plan.partition_names(), &run_id, started);
@@ -72,8 +82,25 @@ pub fn run(p: &Pipeline, opts: RunOptions) -> Result<RunSummary, SluiceError> {
     hooks::checkpoint("planned", &opts.cancel)?;
     let attempt = Arc::new(Attempt::begin(&plan.dataset, &run_id));
     tracing::info!(run_id, attempt = attempt.nonce(), base_commit = plan.base(), "running");
-    let summary = execute_and_publish(p, &opts, &plan, &attempt, started_at, started).inspect_err(|_| attempt.discard())?;
+    let summary = execute_and_publish(p, &opts, &plan, &attempt, dims, (started_at, started)).inspect_err(|_| attempt.discard())?;
     Ok(RunSummary { skipped: plan.skipped.clone(), ..summary })
+}
+
+/// The dataset's state and the dimension tables at `refs`, loaded side by side: the tables
+/// do not depend on the state, and a daily run's two longest waits are reading the Delta
+/// log and loading the dimensions. The tables' error, if any, is the run's only if it
+/// executes.
+fn head_and_dimensions(p: &Pipeline, dataset: &Dataset, refs: &[ObjectRef], cancel: &Cancel) -> (Result<Head, SluiceError>, Result<Dimensions, SluiceError>) {
+    std::thread::scope(|s| {
+        let load = || {
+            hooks::checkpoint("dimensions", cancel)?;
+            execute::load_dimensions(p, refs)
+        };
+        match std::thread::Builder::new().name("sluice-dims".into()).spawn_scoped(s, load) {
+            Ok(dims) => (dataset.head(), dims.join().unwrap_or_else(|panic| Err(SluiceError::Panic(panic_message(panic.as_ref()))))),
+            Err(_) => (dataset.head(), load()),
+        }
+    })
 }
 
 /// Run the stages over the whole plan and publish the result on the plan's base commit; a
@@ -83,10 +110,10 @@ fn execute_and_publish(
     opts: &RunOptions,
     plan: &Plan,
     attempt: &Arc<Attempt>,
-    started_at: chrono::DateTime<Utc>,
-    started: Instant,
+    dims: Result<Dimensions, SluiceError>,
+    (started_at, started): (chrono::DateTime<Utc>, Instant),
 ) -> Result<RunSummary, SluiceError> {
-    let (staged, report) = execute::execute(p, opts, plan, attempt, plan.partitions.clone())?;
+    let (staged, report) = execute::execute(p, opts, plan, attempt, plan.partitions.clone(), dims)?;
     if opts.cancel.is_cancelled() {
         return Err(SluiceError::Cancelled);
     }

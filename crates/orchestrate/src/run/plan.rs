@@ -156,13 +156,13 @@ pub fn open_dataset(p: &Pipeline, output: Option<&str>) -> Result<Dataset, Sluic
 }
 
 /// Plan a run on `log`, the dataset's commit log as just read.
-pub(crate) fn plan(p: &Pipeline, opts: &RunOptions, run_id: &str, dataset: Dataset, head: Head) -> Result<Plan, SluiceError> {
+/// `dims`: the dimension tables' objects ([`dimension_refs`]).
+pub(crate) fn plan(p: &Pipeline, opts: &RunOptions, run_id: &str, dataset: Dataset, head: Head, dims: Vec<ObjectRef>) -> Result<Plan, SluiceError> {
     let (partitions, skipped) = list_inputs(p, opts)?;
     let model_uri = opts.model.clone().unwrap_or_else(|| p.model.uri.clone());
     let model_dir = super::models::local_dir(&model_uri)?;
     // the precision is part of the id: a bf16 version is never taken for the f32 one
     let model_id = p.model.kind.precision().model_id(&sluice_infer::model_id(&model_dir)?);
-    let dims = dimension_refs(p)?;
     let fingerprints = partitions
         .iter()
         .map(|(part, objs)| {
@@ -196,8 +196,9 @@ fn fingerprint(pipeline_sha: &str, model_id: &str, partition: &str, objects: &[&
     hex::encode(Sha256::digest(doc.to_string().as_bytes()))
 }
 
-/// The dimension tables' objects, for the fingerprint and the lineage.
-fn dimension_refs(p: &Pipeline) -> Result<Vec<ObjectRef>, SluiceError> {
+/// The dimension tables' objects as seen now, for the fingerprint and the lineage; the
+/// tables are read at these versions.
+pub(crate) fn dimension_refs(p: &Pipeline) -> Result<Vec<ObjectRef>, SluiceError> {
     let mut out = Vec::new();
     for d in &p.dimensions {
         if let DimensionSpec::Csv { file, .. } = d {

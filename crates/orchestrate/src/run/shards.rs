@@ -19,6 +19,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sluice_extract::source::SourceObject;
 use sluice_extract::ObjectRef;
+use sluice_transform::Dimensions;
 
 use super::manifest::Stages;
 use super::plan::{self, Plan};
@@ -156,7 +157,15 @@ fn share(plan: &Plan, shard: Shard) -> Vec<(Partition, Vec<SourceObject>)> {
 }
 
 /// Stage this shard's share of the run (see the module docs).
-pub(crate) fn run_shard(p: &Pipeline, opts: &RunOptions, plan: &Plan, shard: Shard, started: Instant) -> Result<RunSummary, SluiceError> {
+/// `dims`: the plan's dimension tables, loaded.
+pub(crate) fn run_shard(
+    p: &Pipeline,
+    opts: &RunOptions,
+    plan: &Plan,
+    shard: Shard,
+    started: Instant,
+    dims: Result<Dimensions, SluiceError>,
+) -> Result<RunSummary, SluiceError> {
     let started_at = Utc::now();
     let run_id = &plan.run_id;
     let parts = plan.partition_names();
@@ -189,7 +198,7 @@ pub(crate) fn run_shard(p: &Pipeline, opts: &RunOptions, plan: &Plan, shard: Sha
         let work = if up_to_date { Vec::new() } else { share(plan, shard) };
         let (partitions, stages) = match work.is_empty() {
             true => (BTreeMap::new(), None),
-            false => execute::execute(p, opts, plan, &attempt, work).map(|(parts, report)| (parts, Some(report)))?,
+            false => execute::execute(p, opts, plan, &attempt, work, dims).map(|(parts, report)| (parts, Some(report)))?,
         };
         if opts.cancel.is_cancelled() {
             return Err(SluiceError::Cancelled);

@@ -22,12 +22,12 @@ use crate::output::print_lines;
 /// own lines).
 pub type Outcome = Result<Option<RunSummary>, SluiceError>;
 
-pub fn dispatch(command: Command, argv: Vec<String>, cancel: &Cancel, progress: bool) -> Outcome {
+pub fn dispatch(command: Command, argv: Vec<String>, cancel: &Cancel, progress: bool, loaded: &mut Option<Pipeline>) -> Outcome {
     match command {
-        Command::Run(args) => run(args, argv, cancel, progress),
+        Command::Run(args) => run(args, argv, cancel, progress, loaded),
         Command::Publish { pipeline, run_id, output, params, metrics_file: _, override_checks } => {
-            let p = Pipeline::load_with(&pipeline, &params, true)?;
-            job::publish(&p, &run_id, output.as_deref(), &argv, override_checks.as_deref()).map(Some)
+            let p = loaded.insert(Pipeline::load_with(&pipeline, &params, true)?);
+            job::publish(p, &run_id, output.as_deref(), &argv, override_checks.as_deref()).map(Some)
         }
         Command::Validate { pipeline, params } => validate(&pipeline, &params),
         Command::Versions { dataset, partition, model, json } => versions(&dataset, partition.as_deref(), model.as_deref(), json),
@@ -68,14 +68,15 @@ fn report(dataset: &str, partitions: &[String], path: &Path) -> Outcome {
 }
 
 /// `sluice run`: the partitions from `--date`, `--from/--to` and `--partition`, then the run.
-fn run(args: RunArgs, argv: Vec<String>, cancel: &Cancel, progress: bool) -> Outcome {
+/// `sluice run`; the pipeline it loaded is left in `loaded` (for its alerts and metrics).
+fn run(args: RunArgs, argv: Vec<String>, cancel: &Cancel, progress: bool, loaded: &mut Option<Pipeline>) -> Outcome {
     let RunArgs {
         pipeline, date, from, to, dry_run, shard, metrics_file: _, statsd: _, mut partitions, force, run_id, input, output, model, params, override_checks,
         rescore_model,
     } = args;
-    let p = Pipeline::load_with(&pipeline, &params, true)?;
+    let p = loaded.insert(Pipeline::load_with(&pipeline, &params, true)?);
     if let Some(old) = rescore_model {
-        partitions = job::scored_by(&p, output.as_deref(), &old)?;
+        partitions = job::scored_by(p, output.as_deref(), &old)?;
         if partitions.is_empty() {
             return Err(SluiceError::NoInput { partition: format!("(partitions scored by {old})"), uri: "no current version".into() });
         }
@@ -93,7 +94,7 @@ fn run(args: RunArgs, argv: Vec<String>, cancel: &Cancel, progress: bool) -> Out
     partitions.splice(0..0, dates);
     let cancel = cancel.clone();
     let opts = RunOptions { partitions, force, run_id, input, output, model, command: argv, dry_run, shard, progress, cancel, override_checks };
-    job::run(&p, opts).map(Some)
+    job::run(p, opts).map(Some)
 }
 
 /// `--from`/`--to` as partitions: every date of the range, inclusive.

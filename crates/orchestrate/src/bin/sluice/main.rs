@@ -7,6 +7,7 @@
 //! - `cli`: clap's types; `commands`: one function per subcommand; `output`: the summary
 //!   line and printed lines.
 
+use std::borrow::Cow;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,6 +21,7 @@ use sluice_orchestrate::report::{alerts, statsd};
 use sluice_orchestrate::runtime::{panic_message, Cancel};
 use sluice_orchestrate::{exit, Pipeline, SluiceError};
 
+mod alloc;
 mod cli;
 mod commands;
 mod output;
@@ -28,37 +30,6 @@ use cli::{Cli, Command, LogFormat, RunArgs};
 use commands::Outcome;
 use output::{emit, summary_line, write_line};
 
-/// With the `mimalloc` feature: candle allocates a tensor per op, and mimalloc reuses freed
-/// blocks where glibc would map fresh ones (the sample email pipeline 3.9 s against 4.2 s
-/// with glibc and one arena). The default, the system allocator, held less memory on the
-/// tabular job even before its arenas were limited (211–269 MiB against 279–391).
-#[cfg(feature = "mimalloc")]
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// glibc gives each thread that meets a locked arena a new one, up to 8 per core, and keeps
-/// what is freed into an arena for that arena: the stages, Polars' pool and the I/O threads
-/// spread a run's churn over 16 arenas on 2 cores. One arena per two cores (at least one)
-/// took the full year's peak from 175–214 to 133–143 MiB at 1x and from 206–211 to 141–150
-/// at 30x, for 13–20% more wall at 10x (threads queue on the one arena's lock; see
-/// docs/ARCHITECTURE.md, "Blocks"). A
-/// `MALLOC_ARENA_MAX` or `glibc.malloc.arena_max` tunable set by the user wins.
-#[cfg(all(target_os = "linux", target_env = "gnu", not(feature = "mimalloc")))]
-fn limit_malloc_arenas() {
-    let tunables = std::env::var("GLIBC_TUNABLES").unwrap_or_default();
-    if std::env::var_os("MALLOC_ARENA_MAX").is_some() || tunables.contains("arena_max") {
-        return;
-    }
-    let arenas = std::thread::available_parallelism().map_or(1, |n| n.get() / 2).max(1);
-    // SAFETY: mallopt sets one allocator parameter; no other thread exists yet to race it.
-    #[allow(unsafe_code)]
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, i32::try_from(arenas).unwrap_or(i32::MAX));
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu", not(feature = "mimalloc"))))]
-fn limit_malloc_arenas() {}
 
 /// The signal that cancelled the run, for the summary line.
 static SIGNAL: OnceLock<&'static str> = OnceLock::new();
@@ -69,7 +40,7 @@ const SUMMARY_COMMANDS: [&str; 6] = ["run", "publish", "rollback", "gc", "pin", 
 fn main() -> ExitCode {
     // both before any thread starts
     sluice_transform::pin_engine();
-    limit_malloc_arenas();
+    alloc::limit_malloc_arenas();
     let argv: Vec<String> = std::env::args().collect();
     let subcommand = argv.iter().skip(1).find(|a| !a.starts_with('-') && !["text", "json"].contains(&a.as_str()));
     let writes_summary = subcommand.is_some_and(|c| SUMMARY_COMMANDS.contains(&c.as_str()));
@@ -87,7 +58,8 @@ fn main() -> ExitCode {
     let summary_file = cli.summary_file.clone();
     install_panic_hook();
     // a bug anywhere still ends with the summary line and exit 1 (stage threads catch their own)
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| commands::dispatch(cli.command, argv, &cancel, progress)))
+    let mut loaded = None;
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| commands::dispatch(cli.command, argv, &cancel, progress, &mut loaded)))
         .unwrap_or_else(|panic| Err(SluiceError::Panic(panic_message(panic.as_ref()))));
     let code = result.as_ref().map_or_else(SluiceError::exit_code, |_| exit::OK);
     if let Some((path, pipeline)) = metrics_target {
@@ -96,7 +68,7 @@ fn main() -> ExitCode {
     if let Some(line) = summary_line(result, code, writes_summary, SIGNAL.get().copied()) {
         emit(&line, summary_file.as_deref());
         if let Some(target) = report_target {
-            report(&target, &line, started);
+            report(&target, loaded.as_ref(), &line, started);
         }
     }
     ExitCode::from(code)
@@ -118,10 +90,17 @@ fn report_target(command: &Command) -> Option<ReportTarget> {
     }
 }
 
-/// Send the pipeline's alerts and StatsD metrics for the summary `line`. A pipeline file
-/// that does not load (the run's own usage error) has none.
-fn report(target: &ReportTarget, line: &serde_json::Value, started: Instant) {
-    let Ok(p) = Pipeline::load_with(&target.pipeline, &target.params, false) else { return };
+/// Send the pipeline's alerts and StatsD metrics for the summary `line`: those of the
+/// pipeline the command `loaded`, else (it failed before) the file's, loaded without its
+/// model. A pipeline file that does not load (the run's own usage error) has none.
+fn report(target: &ReportTarget, loaded: Option<&Pipeline>, line: &serde_json::Value, started: Instant) {
+    let p = match loaded {
+        Some(p) => Cow::Borrowed(p),
+        None => match Pipeline::load_with(&target.pipeline, &target.params, false) {
+            Ok(p) => Cow::Owned(p),
+            Err(_) => return,
+        },
+    };
     alerts::send_all(&p.alerts, &p.name, line);
     if let Some(addr) = target.statsd.as_ref().or(p.runtime.statsd.as_ref()) {
         statsd::send(addr, &p.name, line, started.elapsed().as_secs_f64());
