@@ -60,7 +60,7 @@ pub fn run(p: &Pipeline, opts: RunOptions) -> Result<RunSummary, SluiceError> {
     let head = head?;
     // only a run id given on the command line can have been published before: the one
     // just generated is new (a time to the millisecond and 32 random bits), and looking a
-    // run id up replays the Delta log once more (a fifth of a daily run's wall)
+    // run id up replays the Delta log once more, every `txn` in it
     if opts.run_id.is_some() && !opts.dry_run {
         if let Some(done) = published_before(&dataset, &head, &run_id, started)? {
             return Ok(done);

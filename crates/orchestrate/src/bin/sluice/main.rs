@@ -30,7 +30,6 @@ use cli::{Cli, Command, LogFormat, RunArgs};
 use commands::Outcome;
 use output::{emit, summary_line, write_line};
 
-
 /// The signal that cancelled the run, for the summary line.
 static SIGNAL: OnceLock<&'static str> = OnceLock::new();
 
