@@ -437,7 +437,7 @@ pub(crate) fn execute(
     planned: Vec<(Partition, Vec<SourceObject>)>,
     dims: Result<Dimensions, SluiceError>,
 ) -> Result<(BTreeMap<String, StagedPartition>, RunReport), SluiceError> {
-    // load what every worker shares, once
+    // what every worker shares: the dimension tables (loaded beside the log) and the model
     let dims = dims?;
     let scorer = Scorer::load(p, &plan.model_dir, &plan.model_id)?;
     let items: Vec<(Partition, Vec<SourceObject>)> = planned

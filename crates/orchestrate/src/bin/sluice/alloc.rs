@@ -1,6 +1,6 @@
 //! The binary's allocator and glibc's settings.
 //!
-//! - Default: the system allocator (glibc), with [`Pages`] in front for large over-aligned
+//! - Default: the system allocator (glibc), with [`Pages`] in front for large page-aligned
 //!   blocks, and one malloc arena per two cores ([`limit_malloc_arenas`]).
 //! - With the `mimalloc` feature: mimalloc. candle allocates a tensor per op, and mimalloc
 //!   reuses freed blocks where glibc would map fresh ones (the sample email pipeline 3.9 s

@@ -68,7 +68,7 @@ fn report(dataset: &str, partitions: &[String], path: &Path) -> Outcome {
 }
 
 /// `sluice run`: the partitions from `--date`, `--from/--to` and `--partition`, then the run.
-/// `sluice run`; the pipeline it loaded is left in `loaded` (for its alerts and metrics).
+/// The pipeline it loaded is left in `loaded` (for its alerts and metrics).
 fn run(args: RunArgs, argv: Vec<String>, cancel: &Cancel, progress: bool, loaded: &mut Option<Pipeline>) -> Outcome {
     let RunArgs {
         pipeline, date, from, to, dry_run, shard, metrics_file: _, statsd: _, mut partitions, force, run_id, input, output, model, params, override_checks,
