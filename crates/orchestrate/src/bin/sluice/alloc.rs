@@ -1,169 +1,59 @@
-//! The binary's allocator and glibc's settings.
+//! The binary's allocator.
 //!
-//! - Default: the system allocator (glibc), with [`Pages`] in front for large page-aligned
-//!   blocks, and one malloc arena per two cores ([`limit_malloc_arenas`]).
-//! - With the `mimalloc` feature: mimalloc. candle allocates a tensor per op, and mimalloc
-//!   reuses freed blocks where glibc would map fresh ones (the sample email pipeline 3.9 s
-//!   against 4.2 s with glibc and one arena). The system allocator holds less memory on
-//!   the tabular job (211–269 MiB against 279–391, before the arenas were limited).
+//! - Default (the `jemalloc` feature): jemalloc, configured by [`MALLOC_CONF`].
+//! - With the `mimalloc` feature: mimalloc (it wins over `jemalloc`). candle allocates a
+//!   tensor per op, and mimalloc reuses those blocks warm: embedding-heavy images are
+//!   faster with it; it holds about twice the memory on the tabular job.
+//! - With neither: the system allocator.
+//!
+//! Figures for all three: docs/ARCHITECTURE.md, "Memory".
 #![allow(unsafe_code)]
 
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[cfg(all(unix, not(feature = "mimalloc")))]
+#[cfg(all(feature = "jemalloc", not(feature = "mimalloc")))]
 #[global_allocator]
-static GLOBAL: Pages = Pages;
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-/// The system allocator, except for page-aligned blocks of at least [`Pages::MIN`] bytes:
-/// those are fresh anonymous pages (`mmap`), unmapped when freed.
+/// jemalloc's settings, read when it starts (the `_RJEM_MALLOC_CONF` environment variable,
+/// read after them, overrides any of them):
 ///
-/// Why: std's `System` zeroes an over-aligned block with a `memset` (glibc has no aligned
-/// `calloc`), which touches every page. Polars keeps an 8 MiB block of zeroes, aligned to a
-/// page, for its all-zero and all-null columns: the first one a run makes wrote all 8 MiB,
-/// 2,000 page faults (a third of a daily run's) and 8 MiB of resident memory, on the
-/// transform stage's thread. Mapped pages are zero already, and read as zeroes they stay
-/// unbacked. Only page alignment takes this route: gemm's packing buffers (aligned to 64 or
-/// 128, allocated per product) and Arrow's stay with glibc, which reuses warm pages.
-#[cfg(unix)]
-pub struct Pages;
+/// - `narenas:1`: one arena; each thread's cache takes the small blocks without its lock,
+///   and one arena keeps one set of freed pages instead of eight (four per core).
+/// - `dirty_decay_ms:500`: freed pages go back to the system within half a second. With
+///   glibc the full year at 30x held 40-60 MB of freed memory by its end (1.4x the 1x
+///   peak); jemalloc's default (10 s) holds more.
+/// - `muzzy_decay_ms:0`: given back at once (`MADV_DONTNEED`), so the resident size drops
+///   then, not under memory pressure.
+#[cfg(all(feature = "jemalloc", not(feature = "mimalloc")))]
+#[allow(non_upper_case_globals)]
+#[export_name = "_rjem_malloc_conf"]
+pub static MALLOC_CONF: Option<&'static std::ffi::c_char> =
+    // SAFETY: a pointer to the first byte of a static, NUL-terminated string, as jemalloc's
+    // `const char *malloc_conf` declares it.
+    Some(unsafe { &*c"narenas:1,dirty_decay_ms:500,muzzy_decay_ms:0".as_ptr() });
 
-#[cfg(unix)]
-impl Pages {
-    const MIN: usize = 1 << 20;
-    const PAGE: usize = 4096;
-
-    fn mapped(layout: std::alloc::Layout) -> bool {
-        layout.size() >= Self::MIN && layout.align() == Self::PAGE
-    }
-
-    fn map(size: usize) -> *mut u8 {
-        // SAFETY: a new private anonymous mapping; nothing else refers to its address.
-        let p = unsafe { libc::mmap(std::ptr::null_mut(), size, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0) };
-        if p == libc::MAP_FAILED {
-            std::ptr::null_mut()
-        } else {
-            p.cast()
-        }
-    }
-}
-
-// SAFETY: every block is either the system allocator's or a mapping of exactly
-// `layout.size()` bytes, told apart by its layout alone ([`Pages::mapped`]), which
-// `dealloc` and `realloc` receive unchanged; mappings are page-aligned, the alignment
-// routed to them.
-#[cfg(unix)]
-unsafe impl std::alloc::GlobalAlloc for Pages {
-    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
-        if Self::mapped(layout) {
-            Self::map(layout.size())
-        } else {
-            unsafe { std::alloc::System.alloc(layout) }
-        }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
-        if Self::mapped(layout) {
-            Self::map(layout.size())
-        } else {
-            unsafe { std::alloc::System.alloc_zeroed(layout) }
-        }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
-        if Self::mapped(layout) {
-            unsafe { libc::munmap(ptr.cast(), layout.size()) };
-        } else {
-            unsafe { std::alloc::System.dealloc(ptr, layout) }
-        }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: the caller guarantees `new_size`, rounded up to the alignment, fits isize.
-        let new = unsafe { std::alloc::Layout::from_size_align_unchecked(new_size, layout.align()) };
-        if !Self::mapped(layout) && !Self::mapped(new) {
-            return unsafe { std::alloc::System.realloc(ptr, layout, new_size) };
-        }
-        let moved = unsafe { self.alloc(new) };
-        if !moved.is_null() {
-            unsafe {
-                std::ptr::copy_nonoverlapping(ptr, moved, layout.size().min(new_size));
-                self.dealloc(ptr, layout);
-            }
-        }
-        moved
-    }
-}
-
-/// glibc gives each thread that meets a locked arena a new one, up to 8 per core, and keeps
-/// what is freed into an arena for that arena: the stages, Polars' pool and the I/O threads
-/// spread a run's churn over 16 arenas on 2 cores. One arena per two cores (at least one)
-/// took the full year's peak from 175–214 to 133–143 MiB at 1x and from 206–211 to 141–150
-/// at 30x, for 13–20% more wall at 10x (threads queue on the one arena's lock; see
-/// docs/ARCHITECTURE.md, "Blocks"). A
-/// `MALLOC_ARENA_MAX` or `glibc.malloc.arena_max` tunable set by the user wins.
-#[cfg(all(target_os = "linux", target_env = "gnu", not(feature = "mimalloc")))]
-pub fn limit_malloc_arenas() {
-    let tunables = std::env::var("GLIBC_TUNABLES").unwrap_or_default();
-    if std::env::var_os("MALLOC_ARENA_MAX").is_some() || tunables.contains("arena_max") {
-        return;
-    }
-    let arenas = std::thread::available_parallelism().map_or(1, |n| n.get() / 2).max(1);
-    // SAFETY: mallopt sets one allocator parameter; no other thread exists yet to race it.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, i32::try_from(arenas).unwrap_or(i32::MAX));
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu", not(feature = "mimalloc"))))]
-pub fn limit_malloc_arenas() {}
-
-#[cfg(all(test, unix))]
+#[cfg(all(test, feature = "jemalloc", not(feature = "mimalloc")))]
 mod tests {
-    use std::alloc::{GlobalAlloc, Layout};
-
-    use super::Pages;
-
-    /// Polars' block of zeroes: 8 MiB aligned to a page, mapped, zero, writable, freed.
-    #[test]
-    fn a_large_over_aligned_block_is_zeroed_pages() {
-        let layout = Layout::from_size_align(8 << 20, 4096).unwrap();
-        assert!(Pages::mapped(layout));
-        unsafe {
-            let p = Pages.alloc_zeroed(layout);
-            assert!(!p.is_null());
-            assert_eq!(p as usize % 4096, 0);
-            let block = std::slice::from_raw_parts_mut(p, layout.size());
-            assert!(block.iter().step_by(4096).chain(block.last()).all(|b| *b == 0));
-            block[12345] = 7;
-            assert_eq!(block[12345], 7);
-            Pages.dealloc(p, layout);
-        }
+    /// One of jemalloc's `opt.*` settings, as it read them at start.
+    fn opt<T: Default>(name: &std::ffi::CStr) -> T {
+        let mut value = T::default();
+        let mut len = std::mem::size_of::<T>();
+        // SAFETY: `value` is `len` writable bytes of the setting's type; no new value is set.
+        let rc = unsafe { tikv_jemalloc_sys::mallctl(name.as_ptr(), std::ptr::from_mut(&mut value).cast(), &mut len, std::ptr::null_mut(), 0) };
+        assert_eq!(rc, 0, "mallctl {name:?}");
+        value
     }
 
-    /// Growing across the threshold and shrinking back keeps the contents, whichever side
-    /// of it each block is on; small blocks and other alignments stay the system's.
+    /// The exported settings are the ones jemalloc runs with (a misspelt symbol or option
+    /// would leave its defaults: 8 arenas on 2 cores, 10 s).
     #[test]
-    fn realloc_across_the_threshold_keeps_the_contents() {
-        assert!(!Pages::mapped(Layout::from_size_align(4 << 20, 16).unwrap()));
-        assert!(!Pages::mapped(Layout::from_size_align(4 << 20, 128).unwrap()));
-        assert!(!Pages::mapped(Layout::from_size_align(Pages::MIN - 4096, 4096).unwrap()));
-        assert!(!Pages::mapped(Layout::from_size_align(4 << 20, 8192).unwrap()));
-        let small = Layout::from_size_align(1000, 4096).unwrap();
-        unsafe {
-            let p = Pages.alloc(small);
-            (0..1000).for_each(|i| *p.add(i) = (i % 251) as u8);
-            let big = Pages.realloc(p, small, 3 << 20);
-            assert!(Pages::mapped(Layout::from_size_align(3 << 20, 4096).unwrap()));
-            assert!((0..1000).all(|i| *big.add(i) == (i % 251) as u8));
-            *big.add((3 << 20) - 1) = 9;
-            let bigger = Pages.realloc(big, Layout::from_size_align(3 << 20, 4096).unwrap(), 5 << 20);
-            assert!((0..1000).all(|i| *bigger.add(i) == (i % 251) as u8));
-            assert_eq!(*bigger.add((3 << 20) - 1), 9);
-            let back = Pages.realloc(bigger, Layout::from_size_align(5 << 20, 4096).unwrap(), 500);
-            assert!((0..500).all(|i| *back.add(i) == (i % 251) as u8));
-            Pages.dealloc(back, Layout::from_size_align(500, 4096).unwrap());
-        }
+    fn jemalloc_reads_the_settings() {
+        drop(vec![0u8; 1 << 20]);
+        assert_eq!(opt::<u32>(c"opt.narenas"), 1);
+        assert_eq!(opt::<isize>(c"opt.dirty_decay_ms"), 500);
+        assert_eq!(opt::<isize>(c"opt.muzzy_decay_ms"), 0);
     }
 }

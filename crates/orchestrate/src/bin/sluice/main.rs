@@ -37,9 +37,8 @@ static SIGNAL: OnceLock<&'static str> = OnceLock::new();
 const SUMMARY_COMMANDS: [&str; 6] = ["run", "publish", "rollback", "gc", "pin", "unpin"];
 
 fn main() -> ExitCode {
-    // both before any thread starts
+    // before any thread starts
     sluice_transform::pin_engine();
-    alloc::limit_malloc_arenas();
     let argv: Vec<String> = std::env::args().collect();
     let subcommand = argv.iter().skip(1).find(|a| !a.starts_with('-') && !["text", "json"].contains(&a.as_str()));
     let writes_summary = subcommand.is_some_and(|c| SUMMARY_COMMANDS.contains(&c.as_str()));
