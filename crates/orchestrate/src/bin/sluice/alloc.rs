@@ -6,7 +6,7 @@
 //!   faster with it; it holds about twice the memory on the tabular job.
 //! - With neither: the system allocator.
 //!
-//! Figures for all three: docs/ARCHITECTURE.md, "Memory".
+//! Why, and the figures for all three: docs/ARCHITECTURE.md, "The allocator".
 #![allow(unsafe_code)]
 
 #[cfg(feature = "mimalloc")]
@@ -28,7 +28,6 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// - `muzzy_decay_ms:0`: given back at once (`MADV_DONTNEED`), so the resident size drops
 ///   then, not under memory pressure.
 #[cfg(all(feature = "jemalloc", not(feature = "mimalloc")))]
-#[allow(non_upper_case_globals)]
 #[export_name = "_rjem_malloc_conf"]
 pub static MALLOC_CONF: Option<&'static std::ffi::c_char> =
     // SAFETY: a pointer to the first byte of a static, NUL-terminated string, as jemalloc's
