@@ -20,10 +20,11 @@ fn is_root() -> bool {
     std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
 }
 
+static SHARED_BIN: OnceLock<PathBuf> = OnceLock::new();
+
 /// The binary, where any user can run it.
 fn shared_binary() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
+    SHARED_BIN.get_or_init(|| {
         if !is_root() {
             return PathBuf::from(SLUICE);
         }
@@ -33,8 +34,21 @@ fn shared_binary() -> &'static Path {
             std::fs::copy(SLUICE, &bin).unwrap();
         }
         std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        // SAFETY: registers a function that takes nothing and only removes files.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::atexit(remove_shared_binary);
+        }
         bin
     })
+}
+
+/// At the test binary's exit, its link to the binary goes: left behind, each one kept a
+/// whole build alive once cargo wrote the next (400 MB apiece in /tmp).
+extern "C" fn remove_shared_binary() {
+    if let Some(dir) = SHARED_BIN.get().and_then(|bin| bin.parent()) {
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
 
 /// A flight job anyone can read: the pipeline, the model and the landing zone, copied.
