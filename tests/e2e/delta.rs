@@ -77,6 +77,39 @@ fn engines_read_every_version_of_a_dataset_as_sluice_shows_it() {
     assert_eq!(delta["polars"]["partitions"], serde_json::json!(["2013-01-14", "2013-01-15", "2013-01-16"]));
 }
 
+/// Each commit caches the state after it (`_sluice/heads/<N>.json`) for the next run to read
+/// instead of replaying the log. A cache that is truncated (a full disk, a kill) or missing
+/// is passed over: the run reads the log and publishes the same, and a run id published
+/// before is still found.
+#[test]
+fn a_damaged_or_missing_cached_state_is_read_from_the_log() {
+    let ds = temp_dir("delta-head-cache");
+    let cache = |n: u64| ds.join(format!("_sluice/heads/{n:020}.json"));
+    assert_eq!(run_into(&ds, &["--date", DATE, "--run-id", "first"]).code, 0);
+    assert_eq!(run_into(&ds, &["--date", "2013-01-16"]).code, 0);
+    assert!(cache(1).exists() && cache(2).exists(), "each commit cached the state after it");
+    let bytes = std::fs::read(cache(2)).unwrap();
+    std::fs::write(cache(2), &bytes[..bytes.len() / 2]).unwrap();
+    let run = run_into(&ds, &["--date", "2013-01-14"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.summary()["commit"], 3);
+    assert!(cache(3).exists(), "the state read from the log is cached after the commit");
+    let show = check_show(&ds);
+    assert_eq!(show["partitions"].as_array().unwrap().len(), 3, "the state before commit 3 was read whole");
+
+    // a retry of a published run id, with the state cached and then without it
+    for damaged in [false, true] {
+        if damaged {
+            std::fs::remove_dir_all(ds.join("_sluice/heads")).unwrap();
+        }
+        let again = run_into(&ds, &["--date", DATE, "--run-id", "first"]);
+        assert_eq!(again.code, 0, "{}", again.stderr);
+        let s = again.summary();
+        assert_eq!((s["status"].as_str(), s["commit"].as_u64()), (Some("up_to_date"), Some(1)), "{s}");
+        assert_eq!(check_show(&ds), show);
+    }
+}
+
 /// A commit another engine wrote: one that adds or removes no file (a vacuum's records) is
 /// folded, and sluice goes on; one that adds files stops every sluice command that reads
 /// the state with exit 2 naming that version, and sluice writes nothing over it.

@@ -19,10 +19,10 @@ fn gc(ds: &Path, now: DateTime<Utc>, extra: &[&str]) -> Out {
 }
 
 /// The files attempts wrote: data files, and manifests and quarantines under
-/// `_sluice/versions/` (not the log, not shard records).
+/// `_sluice/versions/` (not the log, not shard records, not cached states).
 fn data_files(ds: &Path) -> Vec<PathBuf> {
     let mut f: Vec<PathBuf> =
-        files_under(ds).into_iter().filter(|f| !f.starts_with(ds.join("_sluice/runs")) && !f.starts_with(ds.join("_delta_log"))).collect();
+        files_under(ds).into_iter().filter(|f| !["_sluice/runs", "_sluice/heads", "_delta_log"].iter().any(|d| f.starts_with(ds.join(d)))).collect();
     f.sort();
     f
 }
@@ -97,6 +97,10 @@ fn gc_collects_exactly_what_is_out_of_the_window_and_keeps_the_rest() {
     assert_eq!(applied.code, 0, "{}", applied.stderr);
     let s = applied.summary();
     assert_eq!((s["status"].as_str(), s["commit"].as_u64()), (Some("collected"), Some(4)));
+    assert_eq!(s["stale_head_caches"], 2, "the cached states after commits 1 and 2");
+    let mut heads: Vec<String> = std::fs::read_dir(ds.join("_sluice/heads")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    heads.sort();
+    assert_eq!(heads, [format!("{:020}.json", 3), format!("{:020}.json", 4)], "the state gc read, and the one after its commit");
     let after = data_files(&ds);
     assert!(after.iter().all(|f| !within(f, &d1)), "v1 is gone");
     assert_eq!(after.len() as u64 + s["files"].as_u64().unwrap(), before.len() as u64, "exactly the files it reported");

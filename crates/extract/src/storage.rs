@@ -195,9 +195,18 @@ impl Storage {
     /// Every object under a root-relative prefix, sorted by path. Paths returned are
     /// root-relative.
     pub fn list(&self, rel_prefix: &str) -> Result<Vec<(String, ObjectMeta)>, ExtractError> {
+        self.list_after(rel_prefix, None)
+    }
+
+    /// [`Storage::list`], only the paths that sort after `after` (root-relative) when given:
+    /// one request from there on S3 (`start-after`), not the whole prefix.
+    pub fn list_after(&self, rel_prefix: &str, after: Option<&str>) -> Result<Vec<(String, ObjectMeta)>, ExtractError> {
         let prefix = self.full_path(rel_prefix);
         let root = self.root.path.as_ref().to_string();
-        let stream = self.root.store.list(Some(&prefix));
+        let stream = match after {
+            Some(after) => self.root.store.list_with_offset(Some(&prefix), &self.full_path(after)),
+            None => self.root.store.list(Some(&prefix)),
+        };
         let mut metas: Vec<ObjectMeta> = match self.block_on(stream.try_collect::<Vec<_>>())? {
             Ok(m) => m,
             Err(object_store::Error::NotFound { .. }) => Vec::new(),
@@ -248,7 +257,20 @@ fn has_bytes_past(path: &Path, size: u64) -> std::io::Result<bool> {
 
 #[cfg(test)]
 mod tests {
-    use super::same_etag;
+    use super::{same_etag, Storage};
+
+    #[test]
+    fn a_listing_after_a_path_starts_past_it() {
+        let dir = std::env::temp_dir().join(format!("sluice-list-after-{}", std::process::id()));
+        let s = Storage::open(dir.to_str().unwrap(), None).unwrap();
+        for name in ["log/01.json", "log/02.checkpoint", "log/02.json", "log/03.json", "other/04.json"] {
+            s.put(name, bytes::Bytes::from_static(b"x")).unwrap();
+        }
+        let names = |after| s.list_after("log", after).unwrap().into_iter().map(|(rel, _)| rel).collect::<Vec<_>>();
+        assert_eq!(names(Some("log/02")), ["log/02.checkpoint", "log/02.json", "log/03.json"]);
+        assert_eq!(names(None).len(), 4);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 
     #[test]
     fn etags_compare_without_quotes_or_weakness() {

@@ -56,6 +56,9 @@ pub struct GcSummary {
     /// Objects that could not be deleted (they are recorded as collected; the next gc retries).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub failed: Vec<String>,
+    /// Cached states of commits before the one gc read (or would), deleted outside the
+    /// record: no reader needs one, a missing one only means a replay of the log.
+    pub stale_head_caches: usize,
 }
 
 /// One group of deleted objects.
@@ -90,6 +93,8 @@ struct Plan {
     delete: Vec<Object>,
     groups: Vec<Group>,
     kept: Kept,
+    /// Cached states of commits before the log's last (see `GcSummary::stale_head_caches`).
+    stale_heads: Vec<Object>,
 }
 
 /// When each version stopped being current (the latest time, if it was current again).
@@ -133,12 +138,14 @@ fn plan(ds: &Dataset, log: &[Commit], pins: &[Pin], cutoff: DateTime<Utc>) -> Re
     // the dataset's objects, grouped by attempt key; shard records aside
     let mut dirs: BTreeMap<String, Vec<(String, u64, DateTime<Utc>)>> = BTreeMap::new();
     let mut records: BTreeMap<String, Vec<(String, u64, DateTime<Utc>)>> = BTreeMap::new();
+    let mut stale_heads = Vec::new();
     for (rel, meta) in ds.storage().list("")? {
         let entry = (rel.clone(), meta.size, meta.last_modified);
         match classify(&rel) {
             Listed::ShardRecord { run_id } => records.entry(run_id).or_default().push(entry),
             Listed::AttemptFile { dir } => dirs.entry(dir).or_default().push(entry),
-            Listed::Other => {}
+            Listed::HeadCache { commit } if commit < log.len() as u64 => stale_heads.push(Object { rel, size: meta.size }),
+            Listed::HeadCache { .. } | Listed::Other => {}
         }
     }
     for (dir, objects) in dirs {
@@ -183,7 +190,7 @@ fn plan(ds: &Dataset, log: &[Commit], pins: &[Pin], cutoff: DateTime<Utc>) -> Re
     }
     record.files = delete.len() as u64;
     record.bytes = delete.iter().map(|o| o.size).sum();
-    Ok(Plan { record, delete, groups, kept })
+    Ok(Plan { record, delete, groups, kept, stale_heads })
 }
 
 /// Run gc on `ds`: decide on the log as read now, and with `apply` record the decision in a
@@ -194,7 +201,7 @@ pub fn gc(ds: &Dataset, retain: Duration, apply: bool, now: DateTime<Utc>, comma
         let log = ds.log()?;
         let base = log.len() as u64;
         let head = ds.head_at(Some(base))?;
-        let Plan { mut record, delete, groups, kept } = plan(ds, &log, &head.pins(), cutoff)?;
+        let Plan { mut record, delete, groups, kept, stale_heads } = plan(ds, &log, &head.pins(), cutoff)?;
         record.retain_s = retain.as_secs();
         let mut summary = GcSummary {
             status: if apply { "collected" } else { "dry_run" },
@@ -209,7 +216,11 @@ pub fn gc(ds: &Dataset, retain: Duration, apply: bool, now: DateTime<Utc>, comma
             groups,
             kept,
             failed: Vec::new(),
+            stale_head_caches: stale_heads.len(),
         };
+        if apply {
+            remove(ds, &stale_heads);
+        }
         if !apply || delete.is_empty() {
             return Ok(summary);
         }
@@ -220,7 +231,7 @@ pub fn gc(ds: &Dataset, retain: Duration, apply: bool, now: DateTime<Utc>, comma
             return Ok(GcSummary { status: "dry_run", ..summary });
         }
         let gc_id = format!("gc-{}", store::new_run_id());
-        let req = CommitRequest::new(base, Change::Gc { gc: record }, &gc_id, BTreeMap::new(), command).on(&BTreeMap::new(), head.table.as_ref());
+        let req = CommitRequest::new(base, Change::Gc { gc: record }, &gc_id, BTreeMap::new(), command).on(&head.partitions, head.table.as_ref());
         match ds.commit(req) {
             Ok(outcome) => {
                 let n = match outcome {

@@ -142,7 +142,7 @@ pub fn pin(ds: &Dataset, partition: &str, version: &str, pinned: bool, note: Opt
     }
     let id = format!("{}-{}", if pinned { "pin" } else { "unpin" }, store::new_run_id());
     let change = PinChange { partition: partition.to_string(), version: version.to_string(), pinned, note };
-    let req = CommitRequest::new(log.len() as u64, Change::Pin { pins: vec![change] }, &id, BTreeMap::new(), command).on(&BTreeMap::new(), head.table.as_ref());
+    let req = CommitRequest::new(log.len() as u64, Change::Pin { pins: vec![change] }, &id, BTreeMap::new(), command).on(&head.partitions, head.table.as_ref());
     let commit = match ds.commit(req)? {
         CommitOutcome::Committed(n) | CommitOutcome::AlreadyPublished(n) => n,
     };

@@ -36,6 +36,13 @@ pub struct PartitionVersion {
     pub checks: Option<CheckTally>,
 }
 
+impl PartitionVersion {
+    /// Forget the files' column statistics (Delta's `stats` beyond the row count).
+    pub fn drop_column_stats(&mut self) {
+        self.file_stats.iter_mut().for_each(|s| s.stats = None);
+    }
+}
+
 /// What a commit does, with the fields only that operation has. Written flat into the
 /// commit record: `"operation": "rollback", "previous": {...}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -179,18 +186,23 @@ pub struct CommitRequest<'a> {
     pub schema: Option<serde_json::Value>,
     /// The commit's time (now, unless a converted history says otherwise).
     pub at: Option<DateTime<Utc>>,
+    /// Every partition's version at `base`, when the caller read the whole state: the
+    /// writer then caches the state after its commit (see `head_cache`).
+    pub state: Option<BTreeMap<String, PartitionVersion>>,
 }
 
 impl<'a> CommitRequest<'a> {
     pub fn new(base: u64, change: Change, run_id: &'a str, partitions: BTreeMap<String, Option<PartitionVersion>>, command: &'a [String]) -> Self {
-        CommitRequest { base, change, run_id, attempt: None, partitions, command, replaced: BTreeMap::new(), table: None, schema: None, at: None }
+        let replaced = BTreeMap::new();
+        CommitRequest { base, change, run_id, attempt: None, partitions, command, replaced, table: None, schema: None, at: None, state: None }
     }
 
-    /// Decided on `current` (the partitions' versions at `base`) of a table with `table`
-    /// as its metaData.
+    /// Decided on `current`, the whole state at `base` (every partition's version), of a
+    /// table with `table` as its metaData.
     pub fn on(mut self, current: &BTreeMap<String, PartitionVersion>, table: Option<&TableMeta>) -> Self {
         self.replaced = self.partitions.keys().filter_map(|p| current.get(p).map(|v| (p.clone(), v.clone()))).collect();
         self.table = table.cloned();
+        self.state = Some(current.clone());
         self
     }
 

@@ -30,9 +30,13 @@ impl Dataset {
                 req.partitions.values_mut().flatten().for_each(|v| v.published_in = next);
             }
             let actions = encode(&req, &record(&req, next))?;
-            match self.delta.create(next, &actions) {
+            let bytes = self.delta.encode(&actions)?;
+            match self.delta.create_bytes(next, bytes.clone()) {
                 Ok(PutOutcome::Created) => {
                     tracing::info!(dataset = self.uri(), commit = next, run_id = req.run_id, "committed");
+                    if let Some(state) = req.state.as_ref().filter(|_| next == req.base + 1) {
+                        self.cache_head(next, &bytes, &actions, state, req.table.as_ref());
+                    }
                     if next % req.table.as_ref().map_or(CHECKPOINT_EVERY, TableMeta::checkpoint_interval) == 0 {
                         self.write_checkpoint(next);
                     }

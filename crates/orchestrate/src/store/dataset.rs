@@ -111,8 +111,18 @@ impl Dataset {
         self.head_at(None)
     }
 
-    /// The state as of `version` (the latest when `None`).
+    /// The state as of `version` (the latest when `None`): from the head cache when it
+    /// holds that version, else through Delta's replay.
     pub fn head_at(&self, version: Option<u64>) -> Result<Head, SluiceError> {
+        if let Some(head) = self.cached_head(version) {
+            tracing::debug!(version = head.version, "read the Delta log's head from the cache");
+            return Ok(head);
+        }
+        self.replayed_head(version)
+    }
+
+    /// [`Dataset::head_at`] through Delta's replay, whatever the cache holds.
+    pub(super) fn replayed_head(&self, version: Option<u64>) -> Result<Head, SluiceError> {
         let Some(table) = self.delta.table(version)? else {
             return match self.has_legacy_log()? {
                 true => Err(self.legacy_refusal()),

@@ -1,15 +1,15 @@
 //! The dataset's Delta log, through deltalake-core on the dataset's own object_store client:
-//! reading and creating one version's actions, loading the table (from its newest
-//! checkpoint) at the latest version or at one, and writing checkpoints. Everything here
-//! is async in deltalake; it runs on sluice-extract's I/O runtime and is waited for.
+//! loading the table (from its newest checkpoint) at the latest version or at one, looking
+//! up `txn`s and writing checkpoints, on a runtime of its own (below). Reading and creating
+//! one version's file (JSON lines of actions, parsed and written by deltalake's types) go
+//! through sluice's [`Storage`] instead, as deltalake's default log store would make them.
 
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
-use deltalake_core::kernel::transaction::TransactionError;
 use deltalake_core::kernel::Action;
-use deltalake_core::logstore::{default_logstore, get_actions, CommitOrBytes, LogStoreRef, StorageConfig};
+use deltalake_core::logstore::{default_logstore, get_actions, LogStoreRef, StorageConfig};
 use deltalake_core::{DeltaTable, DeltaTableError};
 use object_store::prefix::PrefixStore;
 use object_store::ObjectStore;
@@ -57,19 +57,27 @@ impl DeltaLog {
 
     /// The actions of version `v`, `None` if it does not exist.
     pub(crate) fn read(&self, v: u64) -> Result<Option<Vec<Action>>, SluiceError> {
-        let bytes = self.block(self.store.read_commit_entry(v))?.map_err(|e| self.err(&format!("reading version {v}"), e))?;
+        let bytes = self.storage.get_opt(&layout::log_file(v)).map_err(|e| self.err(&format!("reading version {v}"), e))?;
         bytes.map(|b| get_actions(v, &b).map_err(|e| self.err(&format!("version {v}"), e))).transpose()
+    }
+
+    /// The bytes of a log file holding `actions`, one JSON line each.
+    pub(crate) fn encode(&self, actions: &[Action]) -> Result<Bytes, SluiceError> {
+        let lines = actions.iter().map(serde_json::to_string).collect::<Result<Vec<_>, _>>().map_err(|e| self.err("encoding actions", e))?;
+        Ok(Bytes::from(lines.join("\n")))
     }
 
     /// Create version `v` put-if-absent. `Err`: the outcome is unknown (it may have landed).
     pub(crate) fn create(&self, v: u64, actions: &[Action]) -> Result<PutOutcome, SluiceError> {
-        let lines = actions.iter().map(serde_json::to_string).collect::<Result<Vec<_>, _>>().map_err(|e| self.err("encoding actions", e))?;
-        let bytes = CommitOrBytes::LogBytes(Bytes::from(lines.join("\n")));
-        match self.block(self.store.write_commit_entry(v, bytes, uuid::Uuid::nil()))? {
-            Ok(()) => Ok(PutOutcome::Created),
-            Err(TransactionError::VersionAlreadyExists(_)) => Ok(PutOutcome::AlreadyExists),
-            Err(e) => Err(self.err(&format!("writing version {v}"), e)),
-        }
+        self.create_bytes(v, self.encode(actions)?)
+    }
+
+    /// [`DeltaLog::create`] with the log file's bytes ([`DeltaLog::encode`]), which end up
+    /// stored as given. A put-if-absent of the commit file, as deltalake's default log
+    /// store makes it, on sluice's own I/O runtime: a run that reads its head from the
+    /// cache never starts the kernel's.
+    pub(crate) fn create_bytes(&self, v: u64, bytes: Bytes) -> Result<PutOutcome, SluiceError> {
+        self.storage.put_if_absent(&layout::log_file(v), bytes).map_err(|e| self.err(&format!("writing version {v}"), e))
     }
 
     /// The table at `version` (the latest when `None`), loaded from the newest checkpoint at

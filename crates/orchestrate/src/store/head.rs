@@ -1,4 +1,5 @@
-//! [`Head`]: the dataset's current state, as Delta's log replay gives it: deltalake-core
+//! [`Head`]: the dataset's current state, as Delta's log replay gives it (or the state its
+//! last writer cached for the same log file: `super::head_cache`): deltalake-core
 //! loads the table from its newest checkpoint (`_last_checkpoint`, the Parquet checkpoint,
 //! then at most 9 JSON commits), so opening a 10,000-commit dataset reads no more than a
 //! 10-commit one. Everything sluice decides on is in the state a checkpoint keeps: each
@@ -25,8 +26,14 @@ pub struct Head {
     pub version: u64,
     /// The table's metaData (`None`: no table yet).
     pub table: Option<TableMeta>,
+    /// Each partition's version; its files' sizes and row counts, not their column
+    /// statistics (they stay in the log: nothing decides on them, and they were most of
+    /// the cached state's bytes).
     pub partitions: BTreeMap<String, PartitionVersion>,
-    loaded: Option<(DeltaLog, DeltaTable)>,
+    /// The log it was read from (`None`: no table), and the table as deltalake loaded it
+    /// (`None` for a head from the cache: loaded when a `txn` must be looked up).
+    log: Option<DeltaLog>,
+    loaded: Option<DeltaTable>,
 }
 
 impl std::fmt::Debug for Head {
@@ -49,9 +56,15 @@ impl Head {
         if let Some(a) = adds.iter().find(|a| a.tags.as_ref().is_none_or(|t| !t.contains_key("sluice.version"))) {
             return Ok(Err(ForeignFile(a.path.clone())));
         }
-        let partitions = versions_of_adds(adds.iter()).map_err(|e| err(&e))?;
+        let mut partitions = versions_of_adds(adds.iter()).map_err(|e| err(&e))?;
+        partitions.values_mut().for_each(PartitionVersion::drop_column_stats);
         let version = state.version();
-        Ok(Ok(Head { version, table: Some(meta), partitions, loaded: Some((log.clone(), table)) }))
+        Ok(Ok(Head { version, table: Some(meta), partitions, log: Some(log.clone()), loaded: Some(table) }))
+    }
+
+    /// The state after commit `version` of `log`, as the head cache holds it.
+    pub(super) fn cached(log: &DeltaLog, version: u64, table: TableMeta, partitions: BTreeMap<String, PartitionVersion>) -> Head {
+        Head { version, table: Some(table), partitions, log: Some(log.clone()), loaded: None }
     }
 
     /// The last commit (0 for an empty dataset).
@@ -70,10 +83,15 @@ impl Head {
     }
 
     /// The commit that published `run_id`, if any (its `txn` action).
+    /// A head from the cache loads the table at its version first.
     pub fn published_by(&self, run_id: &str) -> Result<Option<u64>, SluiceError> {
-        match &self.loaded {
-            Some((log, table)) => log.txn(table, run_id),
-            None => Ok(None),
+        match (&self.log, &self.loaded) {
+            (Some(log), Some(table)) => log.txn(table, run_id),
+            (Some(log), None) => match log.table(Some(self.version))? {
+                Some(table) => log.txn(&table, run_id),
+                None => Ok(None),
+            },
+            (None, _) => Ok(None),
         }
     }
 }

@@ -9,6 +9,7 @@
 //! _sluice/runs/<run_id>/shard-00000-of-00004.<attempt>.json  a shard attempt's staging record
 //! _sluice/versions/<run_id>/<attempt>/<key>=<value>.manifest.json       a version's lineage
 //! _sluice/versions/<run_id>/<attempt>/<key>=<value>.quarantine.parquet  its quarantined rows
+//! _sluice/heads/00000000000000000042.json                    the state after commit 42 (a cache)
 //! <key>=<value>/part-00000.<run_id>.<attempt>.parquet        a version's data files
 //! ```
 //!
@@ -35,6 +36,7 @@ pub(crate) fn legacy_commit(n: u64) -> String {
 pub(crate) const DELTA_LOG: &str = "_delta_log";
 const RUNS_DIR: &str = "_sluice/runs";
 const VERSIONS_DIR: &str = "_sluice/versions";
+const HEADS_DIR: &str = "_sluice/heads";
 
 /// Delta's pointer to the newest checkpoint.
 pub(crate) const LAST_CHECKPOINT: &str = "_delta_log/_last_checkpoint";
@@ -44,7 +46,13 @@ pub(crate) fn log_file(v: u64) -> String {
     format!("{DELTA_LOG}/{v:020}.json")
 }
 
-/// The version of a log commit file (`_delta_log/00000000000000000042.json`).
+/// The cached state after commit `v` (see `head_cache`).
+pub(crate) fn head_file(v: u64) -> String {
+    format!("{HEADS_DIR}/{v:020}.json")
+}
+
+/// The version of a log commit file (`_delta_log/00000000000000000042.json`), or of a
+/// cached state (`_sluice/heads/00000000000000000042.json`).
 pub(crate) fn numbered(rel: &str) -> Option<u64> {
     rel.rsplit('/').next()?.strip_suffix(".json")?.parse().ok()
 }
@@ -131,6 +139,8 @@ pub enum Listed {
     ShardRecord { run_id: String },
     /// A file of one attempt (data, quarantine or manifest), in this attempt folder.
     AttemptFile { dir: String },
+    /// The cached state after this commit.
+    HeadCache { commit: u64 },
     /// The log, a checkpoint, or anything else.
     Other,
 }
@@ -139,6 +149,9 @@ pub enum Listed {
 pub fn classify(rel: &str) -> Listed {
     if let Some(run) = rel.strip_prefix(RUNS_DIR).and_then(|r| r.strip_prefix('/')).and_then(|r| r.split('/').next()) {
         return Listed::ShardRecord { run_id: run.to_string() };
+    }
+    if let Some(commit) = rel.strip_prefix(HEADS_DIR).and_then(|r| r.strip_prefix('/')).and_then(numbered) {
+        return Listed::HeadCache { commit };
     }
     match attempt_dir(rel) {
         Some(dir) => Listed::AttemptFile { dir },
@@ -180,5 +193,7 @@ mod tests {
             assert_eq!(attempt_dir(file), None, "{file}");
         }
         assert_eq!(classify("_sluice/runs/r1/shard-00000-of-00002.x.json"), Listed::ShardRecord { run_id: "r1".into() });
+        assert_eq!(classify(&head_file(42)), Listed::HeadCache { commit: 42 });
+        assert_eq!(classify("_sluice/heads/notes.json"), Listed::Other);
     }
 }

@@ -15,8 +15,9 @@
 //! 1. *write*: an attempt writes its files under its own folders. Readers never look there
 //!    unless a commit points to it, so a crash here leaves only unreferenced debris.
 //! 2. *read state*: the current state is Delta's replay of the log (its `add` and `remove`
-//!    actions, from the newest checkpoint: [`Head`]). Readers find versions only this way,
-//!    never by listing data folders.
+//!    actions, from the newest checkpoint: [`Head`]), or the state its last writer cached
+//!    for that exact log file (`head_cache`). Readers find versions only this way, never by
+//!    listing data folders.
 //! 3. *commit*: create commit N+1 with put-if-absent, built on the state the caller read
 //!    (`base`). If N+1 already exists another writer won: read it. If it is a publish by the
 //!    same run id, the run is already published ([`CommitOutcome::AlreadyPublished`]); if it
@@ -36,7 +37,8 @@
 //! The rooms: [`layout`] (paths), [`table`] (metaData: schema, pins, properties) <
 //! [`commit`] (records and folds) < `actions` (a commit as Delta actions and back),
 //! `delta` (the log through deltalake-core), [`stats`] (file statistics) < [`head`] (the
-//! current state) < [`dataset`] (reading the log) < `committer` (the commit loop) <
+//! current state) < [`dataset`] (reading the log), `head_cache` (the state after a commit) <
+//! `committer` (the commit loop) <
 //! [`attempt`] (a run's writes); `legacy` (an older sluice's log, for `sluice convert`);
 //! [`ids`] validates run ids (they name folders).
 
@@ -48,6 +50,7 @@ mod committer;
 pub mod dataset;
 mod delta;
 pub mod head;
+mod head_cache;
 pub mod ids;
 pub mod layout;
 mod legacy;
