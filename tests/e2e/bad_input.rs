@@ -87,6 +87,25 @@ fn a_missing_column_names_the_column_and_the_file_with_exit_3() {
     assert_eq!(commits(&ds), 0);
 }
 
+/// A bad value in a dimension table is bad data too (exit 3), named by file, line and
+/// column, and the run publishes nothing: the tables load while the input is read, and
+/// their error is the run's.
+#[test]
+fn a_bad_dimension_row_is_exit_3_naming_file_line_and_column() {
+    let landing = landing_copy("baddim");
+    let weather = landing.join("dims/weather.csv");
+    let header = std::fs::read_to_string(&weather).unwrap().lines().next().unwrap().to_string();
+    let temp = header.split(',').position(|c| c == "temp").unwrap();
+    corrupt_line(&weather, 6, |l| l.split(',').enumerate().map(|(i, v)| if i == temp { "hot" } else { v }).collect::<Vec<_>>().join(","));
+    let ds = temp_dir("baddim-ds");
+    let out = run_landing(&landing, &ds);
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    let err = out.summary()["error"].as_str().unwrap().to_string();
+    assert!(err.contains("weather.csv") && err.contains("line 6") && err.contains("'temp'") && err.contains("hot"), "{err}");
+    assert_eq!(commits(&ds), 0);
+    assert_eq!(files_under(&ds), Vec::<PathBuf>::new(), "nothing left behind");
+}
+
 #[test]
 fn fail_policy_stops_at_the_first_bad_row_naming_line_and_column() {
     let landing = landing_copy("failpolicy");

@@ -70,6 +70,23 @@ pub enum SluiceError {
     Other { context: String, message: String },
 }
 
+/// A transform error's exit code; a dimension's is its cause's.
+fn transform_exit_code(e: &TransformError) -> u8 {
+    match e {
+        TransformError::MissingColumn { .. }
+        | TransformError::EmptyFile { .. }
+        | TransformError::BadRow { .. }
+        | TransformError::BadValue { .. }
+        | TransformError::Parse { .. }
+        | TransformError::StepData(_)
+        | TransformError::WrongContent { .. } => exit::BAD_INPUT,
+        // the pipeline's SQL or checks do not fit the data's columns
+        TransformError::Step { .. } | TransformError::Check { .. } | TransformError::RowCountChanged { .. } => exit::USAGE,
+        TransformError::Dimension { source, .. } => transform_exit_code(source),
+        _ => exit::OTHER,
+    }
+}
+
 impl SluiceError {
     pub fn other(context: impl Into<String>, message: impl std::fmt::Display) -> Self {
         SluiceError::Other { context: context.into(), message: message.to_string() }
@@ -80,19 +97,7 @@ impl SluiceError {
             SluiceError::Pipeline { .. } | SluiceError::Usage(_) | SluiceError::ForeignCommit { .. } => exit::USAGE,
             SluiceError::NoInput { .. } => exit::NOTHING_TO_DO,
             SluiceError::BadInput(_) | SluiceError::TooManyBadRows { .. } | SluiceError::ChecksFailed { .. } => exit::BAD_INPUT,
-            SluiceError::Transform(
-                TransformError::MissingColumn { .. }
-                | TransformError::EmptyFile { .. }
-                | TransformError::BadRow { .. }
-                | TransformError::BadValue { .. }
-                | TransformError::Parse { .. }
-                | TransformError::StepData(_)
-                | TransformError::WrongContent { .. },
-            ) => exit::BAD_INPUT,
-            // the pipeline's SQL or checks do not fit the data's columns
-            SluiceError::Transform(TransformError::Step { .. } | TransformError::Check { .. } | TransformError::RowCountChanged { .. }) => {
-                exit::USAGE
-            }
+            SluiceError::Transform(e) => transform_exit_code(e),
             SluiceError::Conflict { .. } | SluiceError::Changed { .. } => exit::CONFLICT,
             SluiceError::Extract(ExtractError::Changed { .. }) => exit::CONFLICT,
             SluiceError::Extract(

@@ -17,16 +17,16 @@ use polars::prelude::*;
 use serde_json::json;
 use sluice_extract::par::map_ordered;
 use sluice_extract::source::{prefetch, SourceObject};
-use sluice_extract::{ObjectRef, Storage};
+use sluice_extract::Storage;
 use sluice_infer::{choose_device, BatchPolicy, EmbeddingModel, Kernels, Precision, TabularModel};
 use sluice_transform::ingest::first_bad_row;
-use sluice_transform::{DimensionSpec, Dimensions, TransformError, Transformer};
 
-use super::{audit, dimcache};
+use super::audit;
+use super::dimensions::PendingDimensions;
 use super::features::{embedding_column, tabular_batch, vocabularies, Vocabulary};
 use super::parquet_out::parquet_bytes;
 use super::plan::Plan;
-use super::transform_stage::{Batch, PartRows, RawItem, RawPart, TransformStage};
+use super::transform_stage::{Batch, PartRows, RawItem, RawPart, Steps, TransformStage};
 use crate::pipeline::{ModelKind, OnBadRows, SourceFormat};
 use crate::runtime::{self, Budget, Cancel, Emitter, Measure, RunReport, Sink, Source, Stage};
 use crate::store::{self, Attempt, PartitionVersion};
@@ -399,46 +399,18 @@ impl Sink for WriteSink {
     }
 }
 
-/// Read the dimension tables at the versions `refs` saw (the plan's), and load them.
-pub(crate) fn load_dimensions(p: &Pipeline, refs: &[ObjectRef]) -> Result<Dimensions, SluiceError> {
-    let mut failed = None;
-    let dims = Dimensions::build(&p.dimensions, |spec| {
-        let DimensionSpec::Csv { file, .. } = spec else { return Err(not_listed(spec.name())) };
-        let r = refs.iter().find(|r| &r.uri == file).ok_or_else(|| not_listed(file))?;
-        let read = || {
-            let bytes = Storage::open(&r.uri, None)?.get_version("", r)?;
-            Ok(spec.read(&bytes)?)
-        };
-        dimcache::table(spec, r, read).map_err(|e| {
-            let reason = e.to_string();
-            failed = Some(e);
-            TransformError::BadRow { file: file.clone(), line: 0, reason }
-        })
-    });
-    match (dims, failed) {
-        (Ok(d), _) => Ok(d),
-        (Err(_), Some(e)) => Err(e),
-        (Err(e), None) => Err(e.into()),
-    }
-}
-
-fn not_listed(file: &str) -> TransformError {
-    TransformError::BadRow { file: file.to_string(), line: 0, reason: "not among the dimension objects the plan listed".into() }
-}
-
 /// Run the stages over `items`' objects, writing through `attempt`; what each partition
-/// got, and the run report. `dims`: the plan's dimension tables, loaded
-/// ([`load_dimensions`]).
+/// got, and the run report. `dims`: the plan's dimension tables, perhaps still loading
+/// (the transform stage waits for them before its steps; their error is the run's).
 pub(crate) fn execute(
     p: &Pipeline,
     opts: &RunOptions,
     plan: &Plan,
     attempt: &Arc<Attempt>,
     planned: Vec<(Partition, Vec<SourceObject>)>,
-    dims: Result<Dimensions, SluiceError>,
+    dims: PendingDimensions,
 ) -> Result<(BTreeMap<String, StagedPartition>, RunReport), SluiceError> {
-    // what every worker shares: the dimension tables (loaded beside the log) and the model
-    let dims = dims?;
+    // what every worker shares: the dimension tables (loading beside the log) and the model
     let scorer = Scorer::load(p, &plan.model_dir, &plan.model_id)?;
     let items: Vec<(Partition, Vec<SourceObject>)> = planned
         .iter()
@@ -471,14 +443,11 @@ pub(crate) fn execute(
     // store's latency; at most half the channel budget) fetched but not yet taken
     let ahead = (2 * largest).max(8 << 20).min(budget.channel_bytes / 2) as u64;
     let extract = ExtractSource { items, max_in_flight: 8, max_bytes_ahead: ahead };
-    let (written, report) = runtime::source("extract", extract, budget, opts.cancel.clone())
+    let flow = runtime::source("extract", extract, budget, opts.cancel.clone())
         .stage("transform", p.runtime.transform_workers, |_| TransformStage {
             format: p.source.format,
             csv: p.csv.clone(),
-            transformer: match p.source.on_bad_rows {
-                OnBadRows::Fail => Transformer::new(&dims, p.steps.clone()),
-                OnBadRows::Quarantine => Transformer::new(&dims, p.steps.clone()).isolating(p.source.max_bad_fraction),
-            },
+            steps: Steps::new(dims.clone(), p.steps.clone(), (p.source.on_bad_rows == OnBadRows::Quarantine).then_some(p.source.max_bad_fraction)),
             fail_on_bad_rows: p.source.on_bad_rows == OnBadRows::Fail,
         })
         .stage("infer", p.runtime.infer_workers, |_| InferStage {
@@ -492,7 +461,12 @@ pub(crate) fn execute(
             kv: Arc::new(kv.clone()),
             fingerprints: Arc::new(plan.fingerprints.clone()),
         })
-        .sink("write", WriteSink { attempt: attempt.clone(), progress, kv: kv.clone(), parts: BTreeMap::new(), audit })?;
+        .sink("write", WriteSink { attempt: attempt.clone(), progress, kv: kv.clone(), parts: BTreeMap::new(), audit });
+    // the tables' error is the run's, whatever the stages made of it
+    if let Some(e) = dims.take_error() {
+        return Err(e);
+    }
+    let (written, report) = flow?;
     log_report(&report);
     let staged = written.into_iter().map(|(part, w)| (part.clone(), staged(plan.fingerprints[&part].clone(), w))).collect();
     Ok((staged, report))

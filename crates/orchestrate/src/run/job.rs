@@ -15,16 +15,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::Utc;
-use sluice_extract::ObjectRef;
-use sluice_transform::Dimensions;
 
+use super::dimensions::PendingDimensions;
 use super::manifest::Stages;
 use super::plan::{self, Plan};
 use super::publish::{publish_run, published_before, up_to_date, Publication};
 use super::{execute, hooks, shards};
 use crate::report::summary::{RunStatus, RunSummary};
-use crate::runtime::{panic_message, Cancel};
-use crate::store::{self, Attempt, Dataset, Head};
+use crate::store::{self, Attempt};
 use crate::types::RunOptions;
 use crate::error::SluiceError;
 use crate::pipeline::Pipeline;
@@ -56,8 +54,10 @@ pub fn run(p: &Pipeline, opts: RunOptions) -> Result<RunSummary, SluiceError> {
     let run_id = run_id(&opts)?;
     let dataset = plan::open_dataset(p, opts.output.as_deref())?;
     let dim_refs = plan::dimension_refs(p)?;
-    let (head, dims) = head_and_dimensions(p, &dataset, &dim_refs, &opts.cancel);
-    let head = head?;
+    // the dimension tables load on their own thread while the log is read, the run plans
+    // and its input is read and typed (see `dimensions`)
+    let dims = PendingDimensions::spawn(p.dimensions.clone(), dim_refs.clone(), opts.cancel.clone());
+    let head = dataset.head()?;
     // only a run id given on the command line can have been published before: the one
     // just generated is new (a time to the millisecond and 32 random bits), and looking a
     // run id up replays the Delta log once more, every `txn` in it
@@ -86,22 +86,6 @@ pub fn run(p: &Pipeline, opts: RunOptions) -> Result<RunSummary, SluiceError> {
     Ok(RunSummary { skipped: plan.skipped.clone(), ..summary })
 }
 
-/// The dataset's state and the dimension tables at `refs`, loaded side by side: the tables
-/// do not depend on the state, and a daily run's two longest waits are reading the Delta
-/// log and loading the dimensions. The tables' error, if any, is the run's only if it
-/// executes.
-fn head_and_dimensions(p: &Pipeline, dataset: &Dataset, refs: &[ObjectRef], cancel: &Cancel) -> (Result<Head, SluiceError>, Result<Dimensions, SluiceError>) {
-    std::thread::scope(|s| {
-        let load = || {
-            hooks::checkpoint("dimensions", cancel)?;
-            execute::load_dimensions(p, refs)
-        };
-        match std::thread::Builder::new().name("sluice-dims".into()).spawn_scoped(s, load) {
-            Ok(dims) => (dataset.head(), dims.join().unwrap_or_else(|panic| Err(SluiceError::Panic(panic_message(panic.as_ref()))))),
-            Err(_) => (dataset.head(), load()),
-        }
-    })
-}
 
 /// Run the stages over the whole plan and publish the result on the plan's base commit; a
 /// version whose `error` checks fail is held for review.
@@ -110,7 +94,7 @@ fn execute_and_publish(
     opts: &RunOptions,
     plan: &Plan,
     attempt: &Arc<Attempt>,
-    dims: Result<Dimensions, SluiceError>,
+    dims: PendingDimensions,
     (started_at, started): (chrono::DateTime<Utc>, Instant),
 ) -> Result<RunSummary, SluiceError> {
     let (staged, report) = execute::execute(p, opts, plan, attempt, plan.partitions.clone(), dims)?;

@@ -4,7 +4,8 @@
 //! - [`plan`]: partitions, input objects, fingerprints and the state decisions are made on.
 //! - [`execute`]: extract -> transform -> infer -> write, on the runtime; with
 //!   [`transform_stage`], [`features`] (columns -> model inputs), [`parquet_out`],
-//!   [`models`] (model URIs -> local folders) and [`dimcache`] (dimension tables).
+//!   [`models`] (model URIs -> local folders), [`dimensions`] (the dimension tables, loading
+//!   on their own thread) and [`dimcache`] (them cached between runs).
 //! - [`audit`]: `[[checks]]` on the staged versions before the commit (write-audit-publish).
 //! - [`publish`]: row accounting, manifests ([`manifest`]), the commit.
 //! - [`shards`]: `--shard I/N` stages a share of a run; `sluice publish` commits them all.
@@ -12,6 +13,7 @@
 
 pub mod audit;
 mod dimcache;
+mod dimensions;
 pub mod execute;
 pub mod features;
 mod hooks;

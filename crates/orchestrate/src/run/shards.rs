@@ -19,8 +19,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sluice_extract::source::SourceObject;
 use sluice_extract::ObjectRef;
-use sluice_transform::Dimensions;
 
+use super::dimensions::PendingDimensions;
 use super::manifest::Stages;
 use super::plan::{self, Plan};
 use super::publish::{publish_run, published_before, up_to_date, Publication};
@@ -157,14 +157,14 @@ fn share(plan: &Plan, shard: Shard) -> Vec<(Partition, Vec<SourceObject>)> {
 }
 
 /// Stage this shard's share of the run (see the module docs).
-/// `dims`: the plan's dimension tables, loaded.
+/// `dims`: the plan's dimension tables, perhaps still loading.
 pub(crate) fn run_shard(
     p: &Pipeline,
     opts: &RunOptions,
     plan: &Plan,
     shard: Shard,
     started: Instant,
-    dims: Result<Dimensions, SluiceError>,
+    dims: PendingDimensions,
 ) -> Result<RunSummary, SluiceError> {
     let started_at = Utc::now();
     let run_id = &plan.run_id;

@@ -13,8 +13,9 @@ use sluice_extract::RawObject;
 use sluice_transform::ingest::{first_bad_row, with_object, LINE};
 use sluice_transform::steps::OBJECT;
 use sluice_transform::ingest::{parse_csvs, RawCsv};
-use sluice_transform::{parse_csv, read_emails, read_ndjson, read_parquet, type_rows, CsvSpec, Isolated, Transformer};
+use sluice_transform::{parse_csv, read_emails, read_ndjson, read_parquet, type_rows, CsvSpec, Isolated, Step, Transformer};
 
+use super::dimensions::PendingDimensions;
 use crate::pipeline::SourceFormat;
 use crate::runtime::{Measure, Stage};
 use crate::types::{InputRecord, Partition};
@@ -75,8 +76,39 @@ impl Measure for Batch {
 pub struct TransformStage {
     pub format: SourceFormat,
     pub csv: CsvSpec,
-    pub transformer: Transformer,
+    pub steps: Steps,
     pub fail_on_bad_rows: bool,
+}
+
+/// The pipeline's steps, made into a [`Transformer`] once the dimension tables they join
+/// are loaded: the stage reads and types its first item while they load.
+pub struct Steps {
+    dims: PendingDimensions,
+    steps: Vec<Step>,
+    /// `on_bad_rows = "quarantine"`'s `max_bad_fraction`.
+    isolate: Option<f64>,
+    ready: Option<Transformer>,
+}
+
+impl Steps {
+    pub(crate) fn new(dims: PendingDimensions, steps: Vec<Step>, isolate: Option<f64>) -> Self {
+        Steps { dims, steps, isolate, ready: None }
+    }
+
+    /// The transformer, after waiting for the dimension tables the first time.
+    fn transformer(&mut self) -> Result<&mut Transformer, SluiceError> {
+        let t = match self.ready.take() {
+            Some(t) => t,
+            None => {
+                let t = Transformer::new(self.dims.wait()?, self.steps.clone());
+                match self.isolate {
+                    Some(fraction) => t.isolating(fraction),
+                    None => t,
+                }
+            }
+        };
+        Ok(self.ready.insert(t))
+    }
 }
 
 /// The item's objects read into one frame (with `__sluice_line`, `__sluice_obj` and the
@@ -117,7 +149,7 @@ impl TransformStage {
         let started = std::time::Instant::now();
         let read = self.read(parts, &objects)?;
         let read_s = started.elapsed().as_secs_f64();
-        if parts.len() > 1 && !self.transformer.row_wise(read.frame.schema()) {
+        if parts.len() > 1 && !self.steps.transformer()?.row_wise(read.frame.schema()) {
             return Ok(None);
         }
         if self.fail_on_bad_rows {
@@ -126,7 +158,7 @@ impl TransformStage {
             }
         }
         let rows = read.frame.height();
-        let t = self.transformer.apply(read.frame, &names)?;
+        let t = self.steps.transformer()?.apply(read.frame, &names)?;
         tracing::debug!(parts = parts.len(), rows, read_s, steps_s = started.elapsed().as_secs_f64() - read_s, "transformed");
         let mut frame = t.frame;
         if frame.column(OBJECT).is_ok() && frame.column(LINE).is_ok() && !in_input_order(&frame) {
