@@ -420,6 +420,9 @@ pub(crate) fn execute(
     // small partitions together through the transform (emails: one at a time)
     let batch_bytes = if p.source.format == SourceFormat::Email { 0 } else { (p.runtime.batch_kib as u64) << 10 };
     let items = blocks(items, batch_bytes);
+    // no more workers than blocks: a daily run's one block needs no dispatch or reorder threads
+    let blocks_n = items.len();
+    let workers = |configured: usize| configured.min(blocks_n).max(1);
     let largest = items.iter().map(|b| b.iter().flat_map(|(_, o)| o).map(|o| o.meta.size).sum::<u64>()).max().unwrap_or(1) as usize;
     // a parsed, joined frame is a few times its CSV; size channels for the largest item
     // the extract stage reads ahead itself (below): one raw item waits in its channel
@@ -444,18 +447,18 @@ pub(crate) fn execute(
     let ahead = (2 * largest).max(8 << 20).min(budget.channel_bytes / 2) as u64;
     let extract = ExtractSource { items, max_in_flight: 8, max_bytes_ahead: ahead };
     let flow = runtime::source("extract", extract, budget, opts.cancel.clone())
-        .stage("transform", p.runtime.transform_workers, |_| TransformStage {
+        .stage("transform", workers(p.runtime.transform_workers), |_| TransformStage {
             format: p.source.format,
             csv: p.csv.clone(),
             steps: Steps::new(dims.clone(), p.steps.clone(), (p.source.on_bad_rows == OnBadRows::Quarantine).then_some(p.source.max_bad_fraction)),
             fail_on_bad_rows: p.source.on_bad_rows == OnBadRows::Fail,
         })
-        .stage("infer", p.runtime.infer_workers, |_| InferStage {
+        .stage("infer", workers(p.runtime.infer_workers), |_| InferStage {
             scorer: scorer.clone(),
             output: p.model.output.clone(),
             cancel: opts.cancel.clone(),
         })
-        .stage("encode", p.runtime.write_workers, |_| EncodeStage {
+        .stage("encode", workers(p.runtime.write_workers), |_| EncodeStage {
             max_rows_per_file: p.output.max_rows_per_file,
             drop_columns: p.output.drop_columns.clone(),
             kv: Arc::new(kv.clone()),
