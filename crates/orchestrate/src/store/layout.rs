@@ -150,7 +150,9 @@ pub fn classify(rel: &str) -> Listed {
     if let Some(run) = rel.strip_prefix(RUNS_DIR).and_then(|r| r.strip_prefix('/')).and_then(|r| r.split('/').next()) {
         return Listed::ShardRecord { run_id: run.to_string() };
     }
-    if let Some(commit) = rel.strip_prefix(HEADS_DIR).and_then(|r| r.strip_prefix('/')).and_then(numbered) {
+    // the cache file, or a write of it that a kill left behind (`<N>.json#<k>`, object_store's
+    // local temporary name)
+    if let Some(commit) = rel.strip_prefix(HEADS_DIR).and_then(|r| r.strip_prefix('/')).and_then(|name| name.split_once(".json")?.0.parse().ok()) {
         return Listed::HeadCache { commit };
     }
     match attempt_dir(rel) {
@@ -194,6 +196,7 @@ mod tests {
         }
         assert_eq!(classify("_sluice/runs/r1/shard-00000-of-00002.x.json"), Listed::ShardRecord { run_id: "r1".into() });
         assert_eq!(classify(&head_file(42)), Listed::HeadCache { commit: 42 });
+        assert_eq!(classify(&format!("{}#3", head_file(7))), Listed::HeadCache { commit: 7 }, "a write a kill left");
         assert_eq!(classify("_sluice/heads/notes.json"), Listed::Other);
     }
 }
