@@ -96,7 +96,8 @@ pub fn parse_csv(file: &str, bytes: &[u8], spec: &CsvSpec) -> Result<RawCsv, Tra
 /// the headers differ: parse them one by one.
 pub fn parse_csvs(objects: &[(&str, &[u8])], spec: &CsvSpec) -> Result<Option<RawCsv>, TransformError> {
     let t0 = std::time::Instant::now();
-    let mut combined: Vec<u8> = Vec::new();
+    // sized once (compressed objects grow it): growing it copied a block's bytes again and again
+    let mut combined: Vec<u8> = Vec::with_capacity(objects.iter().map(|(_, b)| b.len() + 1).sum());
     let (mut lines, mut objs, mut bad) = (Vec::new(), Vec::new(), Vec::new());
     let mut header: Option<Vec<u8>> = None;
     for (i, (file, bytes)) in objects.iter().enumerate() {
