@@ -84,6 +84,7 @@ pub struct TransformStage {
 /// are loaded: the stage reads and types its first item while they load.
 pub struct Steps {
     dims: PendingDimensions,
+    /// Until the transformer is made (it takes them).
     steps: Vec<Step>,
     /// `on_bad_rows = "quarantine"`'s `max_bad_fraction`.
     isolate: Option<f64>,
@@ -100,7 +101,7 @@ impl Steps {
         let t = match self.ready.take() {
             Some(t) => t,
             None => {
-                let t = Transformer::new(self.dims.wait()?, self.steps.clone());
+                let t = Transformer::new(self.dims.wait()?, std::mem::take(&mut self.steps));
                 match self.isolate {
                     Some(fraction) => t.isolating(fraction),
                     None => t,

@@ -46,7 +46,7 @@ pub(super) fn encode(req: &CommitRequest<'_>, record: &Commit) -> Result<Vec<Act
         actions.push(new.action()?);
     }
     for (p, v) in &req.partitions {
-        let old = req.replaced.get(p);
+        let old = req.replaced(p);
         if old.zip(v.as_ref()).is_some_and(|(old, v)| old.files == v.files) {
             continue; // the same files: nothing changes
         }

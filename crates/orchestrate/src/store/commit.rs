@@ -178,32 +178,34 @@ pub struct CommitRequest<'a> {
     pub attempt: Option<&'a str>,
     pub partitions: BTreeMap<String, Option<PartitionVersion>>,
     pub command: &'a [String],
-    /// What each of `partitions` is at `base` (its files get `remove` actions).
-    pub replaced: BTreeMap<String, PartitionVersion>,
     /// The table's metaData at `base` (`None`: there is no table yet).
     pub table: Option<TableMeta>,
     /// A publish: the schema of its files, as a Delta struct type.
     pub schema: Option<serde_json::Value>,
     /// The commit's time (now, unless a converted history says otherwise).
     pub at: Option<DateTime<Utc>>,
-    /// Every partition's version at `base`, when the caller read the whole state: the
-    /// writer then caches the state after its commit (see `head_cache`).
+    /// Every partition's version at `base` ([`CommitRequest::on`]): the files of those this
+    /// commit replaces get `remove` actions, and the writer caches the state after its
+    /// commit (see `head_cache`).
     pub state: Option<BTreeMap<String, PartitionVersion>>,
 }
 
 impl<'a> CommitRequest<'a> {
     pub fn new(base: u64, change: Change, run_id: &'a str, partitions: BTreeMap<String, Option<PartitionVersion>>, command: &'a [String]) -> Self {
-        let replaced = BTreeMap::new();
-        CommitRequest { base, change, run_id, attempt: None, partitions, command, replaced, table: None, schema: None, at: None, state: None }
+        CommitRequest { base, change, run_id, attempt: None, partitions, command, table: None, schema: None, at: None, state: None }
     }
 
     /// Decided on `current`, the whole state at `base` (every partition's version), of a
     /// table with `table` as its metaData.
     pub fn on(mut self, current: &BTreeMap<String, PartitionVersion>, table: Option<&TableMeta>) -> Self {
-        self.replaced = self.partitions.keys().filter_map(|p| current.get(p).map(|v| (p.clone(), v.clone()))).collect();
         self.table = table.cloned();
         self.state = Some(current.clone());
         self
+    }
+
+    /// What `partition` is at `base`, which this commit replaces.
+    pub(super) fn replaced(&self, partition: &str) -> Option<&PartitionVersion> {
+        self.state.as_ref()?.get(partition)
     }
 
     /// The (partition, version) pairs and attempt keys (see `layout::attempt_dir`) this commit relies on existing.
