@@ -11,8 +11,8 @@
 //! does read, the frame equals the reader's (tests check on the committed samples and on
 //! edge cases): an empty field and the listed null strings are null; an integer is
 //! `-?[0-9]+`; a decimal is what `f64::from_str` reads from `-?[0-9.]+([eE][-+]?[0-9]+)?`,
-//! correctly rounded as the reader's `fast_float2` is (a whole number of up to 15 digits
-//! is exact as an f64, and summed without the parser).
+//! correctly rounded as the reader's `fast_float2` is (one of up to 15 digits and no
+//! exponent is placed without the parser, exactly: see [`decimal`]).
 
 use polars::prelude::*;
 
@@ -34,32 +34,43 @@ pub(crate) fn read(data: &[u8], separator: u8, numeric: &[(&str, DataType)], nul
         .iter()
         .map(|n| Builder::new(n, numeric.iter().find(|(c, _)| c == n).map(|(_, t)| t), rows))
         .collect::<Option<Vec<_>>>()?;
+    if !records(body, separator, &mut columns, null_values) {
+        return None;
+    }
+    DataFrame::new_infer_height(columns.into_iter().map(Builder::finish).collect()).ok()
+}
+
+/// Read `body`'s records (whole lines; the last one's `\n` may be missing) into `columns`;
+/// false where they are not plain. One pass over the bytes: each field ends at the first
+/// separator or line end after it (fields are short: a byte loop beats a search), and must
+/// end with a separator but the last, which ends its line.
+fn records(body: &str, separator: u8, columns: &mut [Builder], null_values: &[&str]) -> bool {
     let bytes = body.as_bytes();
-    let mut start = 0;
-    while start < bytes.len() {
-        let end = memchr::memchr(b'\n', &bytes[start..]).map_or(bytes.len(), |i| start + i);
-        if end == start {
-            return None; // an empty line
+    let Some(last) = columns.len().checked_sub(1) else { return bytes.is_empty() };
+    let mut at = 0;
+    while at < bytes.len() {
+        if bytes[at] == b'\n' {
+            return false; // an empty line
         }
-        let mut from = start;
-        let mut fields = 0;
-        for to in memchr::memchr_iter(separator, &bytes[start..end]).map(|i| start + i).chain([end]) {
-            let field = &body[from..to];
-            let column = columns.get_mut(fields)?;
+        for (i, column) in columns.iter_mut().enumerate() {
+            let start = at;
+            while at < bytes.len() && bytes[at] != separator && bytes[at] != b'\n' {
+                at += 1;
+            }
+            let ends_line = at == bytes.len() || bytes[at] == b'\n';
+            if ends_line != (i == last) {
+                return false; // another number of fields than the header's
+            }
+            let field = &body[start..at];
             if is_null(field, null_values) {
                 column.push_null();
             } else if !column.push(field) {
-                return None;
+                return false;
             }
-            fields += 1;
-            from = to + 1;
+            at += 1;
         }
-        if fields != columns.len() {
-            return None;
-        }
-        start = end + 1;
     }
-    DataFrame::new_infer_height(columns.into_iter().map(Builder::finish).collect()).ok()
+    true
 }
 
 /// One column's values as they are read.
@@ -151,8 +162,10 @@ fn is_null(field: &str, null_values: &[&str]) -> bool {
 }
 
 /// A decimal of digits, `.`, signs and an exponent only (no `+` first, no `inf` or `nan`).
-/// One of at most 15 digits and no point is exact as an f64, so it is summed, not parsed
-/// (`-0` is -0.0, as the reader reads it).
+/// One of at most 15 digits, at most one point and no exponent is exact before its point is
+/// placed, and so is a power of ten up to 1e15: their quotient is the correctly rounded
+/// value, as `f64::from_str` and the reader's `fast_float2` give (`-0` is -0.0, as they read
+/// it). Anything else goes through `f64::from_str`.
 #[inline]
 fn decimal(field: &str) -> Option<f64> {
     let bytes = field.as_bytes();
@@ -160,10 +173,30 @@ fn decimal(field: &str) -> Option<f64> {
         Some((b'-', rest)) => (true, rest),
         _ => (false, bytes),
     };
-    if !digits.is_empty() && digits.len() <= 15 && digits.iter().all(u8::is_ascii_digit) {
-        let value = digits.iter().fold(0u64, |v, &c| v * 10 + u64::from(c - b'0')) as f64;
-        return Some(if negative { -value } else { value });
+    let (mut mantissa, mut count, mut point) = (0u64, 0usize, None);
+    for (i, &c) in digits.iter().enumerate() {
+        match c {
+            b'0'..=b'9' if count < 15 => {
+                mantissa = mantissa * 10 + u64::from(c - b'0');
+                count += 1;
+            }
+            b'.' if point.is_none() => point = Some(i),
+            _ => return parsed(field),
+        }
     }
+    if count == 0 {
+        return parsed(field);
+    }
+    let places = point.map_or(0, |p| digits.len() - p - 1);
+    let value = mantissa as f64 / POWERS_OF_TEN[places];
+    Some(if negative { -value } else { value })
+}
+
+/// 1e0 to 1e15, each exact as an f64.
+const POWERS_OF_TEN: [f64; 16] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15];
+
+/// A decimal [`decimal`] does not place itself, if it is in a plain form.
+fn parsed(field: &str) -> Option<f64> {
     let plain = |c: &u8| c.is_ascii_digit() || matches!(c, b'.' | b'-' | b'+' | b'e' | b'E');
     if field.starts_with('+') || !field.as_bytes().iter().all(plain) {
         return None;
@@ -225,6 +258,37 @@ mod tests {
         assert!(zero.column("f").unwrap().f64().unwrap().get(0).unwrap().is_sign_negative());
         same("s,t\n,\nNA,x\n", &[]);
         same("i,f\n", &types[..1]); // a header only
+    }
+
+    #[test]
+    fn decimals_placed_without_the_parser_are_the_parsers_values() {
+        // a deterministic spread of digit counts, point places, signs and zeros
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..200_000 {
+            let digits = 1 + (next() % 17) as usize;
+            let mut text: String = (0..digits).map(|_| char::from(b'0' + (next() % 10) as u8)).collect();
+            match next() % 4 {
+                0 => {}
+                1 => text.insert(0, '.'),
+                2 => text.push('.'),
+                _ => text.insert((next() as usize) % (digits + 1), '.'),
+            }
+            if next() % 2 == 0 {
+                text.insert(0, '-');
+            }
+            let ours = decimal(&text).unwrap();
+            let theirs: f64 = text.parse().unwrap();
+            assert_eq!(ours.to_bits(), theirs.to_bits(), "{text}");
+        }
+        for bad in ["", "-", ".", "-.", "1.2.3", "+1", "1e", "inf", "1,5"] {
+            assert_eq!(decimal(bad), bad.parse().ok().filter(|_| !bad.starts_with('+') && bad != "inf"), "{bad}");
+        }
     }
 
     #[test]
