@@ -28,11 +28,24 @@ impl Vocabulary {
     fn codes(&self, column: &Column) -> Result<Vec<u32>, PolarsError> {
         if let (Some(numbers), true) = (&self.by_number, column.dtype().is_integer()) {
             let c = column.cast(&DataType::Int64)?;
-            return Ok(c.i64()?.iter().map(|v| v.and_then(|v| numbers.get(&v).copied()).unwrap_or(self.missing)).collect());
+            return Ok(by_chunk(c.i64()?, self.missing, |v| numbers.get(&v).copied().unwrap_or(self.missing)));
         }
         let c = column.cast(&DataType::String)?;
         Ok(c.str()?.iter().map(|v| v.and_then(|v| self.by_text.get(v).copied()).unwrap_or(self.missing)).collect())
     }
+}
+
+/// `f` of each present value of `c`, `null` for each missing one, chunk by chunk (a chunk
+/// without nulls is read without looking at its validity).
+fn by_chunk<T: PolarsNumericType, R: Copy>(c: &ChunkedArray<T>, null: R, f: impl Fn(T::Native) -> R) -> Vec<R> {
+    let mut out = Vec::with_capacity(c.len());
+    for array in c.downcast_iter() {
+        match array.validity().filter(|v| v.unset_bits() > 0) {
+            None => out.extend(array.values().iter().map(|v| f(*v))),
+            Some(valid) => out.extend(array.values().iter().zip(valid.iter()).map(|(v, ok)| if ok { f(*v) } else { null })),
+        }
+    }
+    out
 }
 
 /// The lookups of a model's categorical inputs, built once per run (`None` for numeric ones).
@@ -62,7 +75,7 @@ pub fn tabular_batch(frame: &DataFrame, inputs: &[InputSpec], vocabularies: &[Op
         let values = match (&spec.kind, vocabularies.get(i).and_then(Option::as_ref)) {
             (InputKind::Numeric { .. }, _) => {
                 let c = column.cast(&DataType::Float32).map_err(err)?;
-                FeatureValues::Numeric(c.f32().map_err(err)?.iter().map(|v| v.unwrap_or(f32::NAN)).collect())
+                FeatureValues::Numeric(by_chunk(c.f32().map_err(err)?, f32::NAN, |v| v))
             }
             (InputKind::Categorical { .. }, Some(v)) => FeatureValues::Codes(v.codes(column).map_err(err)?),
             (InputKind::Categorical { .. }, None) => {
@@ -140,5 +153,19 @@ mod tests {
         // the same one-hot rows as looking the values up as text
         let text = tabular_batch(&frame, &inputs, &[]).unwrap();
         assert_eq!(batch.encode(&inputs).unwrap(), text.encode(&inputs).unwrap());
+    }
+
+    #[test]
+    fn numeric_values_are_read_chunk_by_chunk_with_nulls_as_nan() {
+        let input = [InputSpec { name: "x".into(), kind: InputKind::Numeric { mean: 0.0, std: 1.0 } }];
+        let mut frame = df!("x" => [Some(1.5f64), None, Some(-2.0)]).unwrap();
+        frame.vstack_mut_owned(df!("x" => [4.0f64, 8.0]).unwrap()).unwrap(); // a chunk without nulls
+        frame.vstack_mut_owned(df!("x" => [None::<f64>, Some(0.25)]).unwrap()).unwrap();
+        assert_eq!(frame.column("x").unwrap().n_chunks(), 3);
+        let batch = tabular_batch(&frame, &input, &vocabularies(&input)).unwrap();
+        let FeatureValues::Numeric(values) = &batch.columns[0].1 else { panic!("{:?}", batch.columns[0].1) };
+        let bits: Vec<u32> = values.iter().map(|v| v.to_bits()).collect();
+        let want: Vec<u32> = [1.5, f32::NAN, -2.0, 4.0, 8.0, f32::NAN, 0.25].iter().map(|v: &f32| v.to_bits()).collect();
+        assert_eq!(bits, want);
     }
 }
