@@ -64,6 +64,12 @@ fn landing_with_a_bad_row(dir: &Path) -> PathBuf {
     landing
 }
 
+/// The codec of each column chunk of a Parquet file, as its footer names it.
+fn page_codecs(path: &str) -> Vec<String> {
+    let meta = polars_parquet::read::read_metadata(&mut std::fs::File::open(path).unwrap()).unwrap();
+    meta.row_groups.iter().flat_map(|g| g.parquet_columns()).map(|c| format!("{:?}", c.compression()).to_uppercase()).collect()
+}
+
 /// The same rows in the same order, every value equal to the bit (floats included).
 fn assert_same_rows(a: &DataFrame, b: &DataFrame, what: &str) {
     assert_eq!(a.get_column_names(), b.get_column_names(), "{what}");
@@ -80,13 +86,22 @@ fn outputs_are_equal_whatever_the_batching_and_the_worker_counts() {
     let one_at_a_time = pipeline_variant(&dir, "batch_kib = 0\ntransform_workers = 1\ninfer_workers = 1\nwrite_workers = 1", "");
     let batched = pipeline_variant(&dir, "transform_workers = 1\ninfer_workers = 1", "");
     let small_blocks = pipeline_variant(&dir, "batch_kib = 150\ntransform_workers = 2\ninfer_workers = 2\nwrite_workers = 3", "");
+    // the same rows whatever the files' codec, too
+    let snappy = pipeline_variant(&dir, "transform_workers = 1\ninfer_workers = 1", "");
+    let text = std::fs::read_to_string(&snappy).unwrap().replace("[output]\n", "[output]\ncompression = \"snappy\"\n");
+    std::fs::write(&snappy, text).unwrap();
     let want = outcome(&run_variant(&one_at_a_time, &landing, &dir.join("a")));
     assert_eq!(want.len(), 7);
     let (_, counts, q) = &want["date=2013-01-15"];
     assert!(counts.ends_with(" 1"), "one row quarantined: {counts}");
     assert_eq!(q.column("line").unwrap().u32().unwrap().get(0), Some(6));
-    for (p, out) in [(&batched, "b"), (&small_blocks, "c")] {
-        let got = outcome(&run_variant(p, &landing, &dir.join(out)));
+    for (p, out) in [(&batched, "b"), (&small_blocks, "c"), (&snappy, "d")] {
+        let summary = run_variant(p, &landing, &dir.join(out));
+        for file in summary["partitions"].as_array().unwrap().iter().flat_map(|p| p["files"].as_array().unwrap()) {
+            let codecs = page_codecs(file.as_str().unwrap());
+            assert!(codecs.iter().all(|c| c == if out == "d" { "SNAPPY" } else { "ZSTD" }), "{out}: {file} has {codecs:?}");
+        }
+        let got = outcome(&summary);
         assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>());
         for (part, (rows, counts, q)) in &got {
             let (w_rows, w_counts, w_q) = &want[part];

@@ -26,7 +26,7 @@ pub mod model;
 mod sections;
 mod validate;
 
-pub use config::{OnBadRows, OutputConfig, PartitionConfig, RuntimeConfig, SourceConfig, SourceFormat};
+pub use config::{Codec, OnBadRows, OutputConfig, PartitionConfig, RuntimeConfig, SourceConfig, SourceFormat};
 pub use model::{Model, ModelKind};
 
 use crate::types::{AlertSpec, CheckSpec};

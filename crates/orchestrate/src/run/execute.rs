@@ -27,7 +27,7 @@ use super::features::{embedding_column, tabular_batch, vocabularies, Vocabulary}
 use super::parquet_out::parquet_bytes;
 use super::plan::Plan;
 use super::transform_stage::{Batch, PartRows, RawItem, RawPart, Steps, TransformStage};
-use crate::pipeline::{ModelKind, OnBadRows, SourceFormat};
+use crate::pipeline::{Codec, ModelKind, OnBadRows, SourceFormat};
 use crate::runtime::{self, Budget, Cancel, Emitter, Measure, RunReport, Sink, Source, Stage};
 use crate::store::{self, Attempt, PartitionVersion};
 use crate::types::{CheckResult, CheckSpec, FileStats, InputRecord, Partition, RunOptions, StagedPartition};
@@ -197,6 +197,7 @@ impl Measure for Encoded {
 /// the transform); the write sink only stores the bytes.
 struct EncodeStage {
     max_rows_per_file: usize,
+    codec: Codec,
     drop_columns: Vec<String>,
     /// Key-value metadata common to every file; per-partition facts are added.
     kv: Arc<Vec<(String, String)>>,
@@ -253,7 +254,7 @@ impl EncodeStage {
         let mut at = 0;
         while at < mine.height() || files.is_empty() {
             let chunk = mine.slice(at as i64, self.max_rows_per_file);
-            let bytes = parquet_bytes(&chunk, kv.clone()).map_err(err)?;
+            let bytes = parquet_bytes(&chunk, kv.clone(), self.codec).map_err(err)?;
             stats.push(store::stats::file_stats(&chunk, bytes.len(), &key));
             files.push(Bytes::from(bytes));
             at += self.max_rows_per_file;
@@ -284,6 +285,8 @@ struct WriteSink {
     progress: Option<indicatif::ProgressBar>,
     /// Key-value metadata of the quarantine files.
     kv: Vec<(String, String)>,
+    /// Their pages' codec, the dataset's.
+    codec: Codec,
     parts: BTreeMap<String, Written>,
     audit: Audit,
 }
@@ -391,7 +394,7 @@ impl Sink for WriteSink {
         for (partition, w) in self.parts.iter_mut() {
             if let Some(q) = w.quarantine.as_mut() {
                 let at = Some(partition.clone());
-                let bytes = parquet_bytes(q, self.kv.clone()).map_err(|e| (at.clone(), SluiceError::other("writing the quarantine", e)))?;
+                let bytes = parquet_bytes(q, self.kv.clone(), self.codec).map_err(|e| (at.clone(), SluiceError::other("writing the quarantine", e)))?;
                 w.quarantine_file = Some(self.attempt.put_quarantine(partition, Bytes::from(bytes)).map_err(|e| (at, e))?);
             }
         }
@@ -460,11 +463,12 @@ pub(crate) fn execute(
         })
         .stage("encode", workers(p.runtime.write_workers), |_| EncodeStage {
             max_rows_per_file: p.output.max_rows_per_file,
+            codec: p.output.compression,
             drop_columns: p.output.drop_columns.clone(),
             kv: Arc::new(kv.clone()),
             fingerprints: Arc::new(plan.fingerprints.clone()),
         })
-        .sink("write", WriteSink { attempt: attempt.clone(), progress, kv: kv.clone(), parts: BTreeMap::new(), audit });
+        .sink("write", WriteSink { attempt: attempt.clone(), progress, kv: kv.clone(), codec: p.output.compression, parts: BTreeMap::new(), audit });
     // the tables' error is the run's, whatever the stages made of it
     if let Some(e) = dims.take_error() {
         return Err(e);

@@ -8,12 +8,16 @@
 //! Polars' choice. Row groups, statistics and the Arrow schema in the footer are as
 //! `ParquetWriter` writes them, so Polars and pyarrow read the same types back.
 //!
-//! Pages are compressed with one zstd context per thread ([`ZstdPages`]), the same bytes as
-//! polars-parquet's `Compressor`, which sets up a context for every page: a year of small
-//! daily files has tens of thousands of pages, and that setup was a tenth of the run.
+//! Pages are compressed with the pipeline's codec ([`Codec`]). zstd runs on one context per
+//! thread ([`ZstdPages`]), the same bytes as polars-parquet's `Compressor`, which sets up a
+//! context for every page: a year of small daily files has tens of thousands of pages, and
+//! that setup was a tenth of the run. Snappy has no context; its pages go through the
+//! `Compressor`.
 
 use polars::prelude::*;
 use std::cell::RefCell;
+
+use crate::pipeline::Codec;
 
 use polars_parquet::parquet::error::ParquetResult;
 use polars_parquet::parquet::page::{CompressedDictPage, DictPage};
@@ -21,7 +25,7 @@ use polars_parquet::parquet::CowBuffer;
 use polars_parquet::read::ParquetError;
 use polars_parquet::write::{
     array_to_columns, schema_to_metadata_key, to_parquet_schema, CompressedDataPage, CompressedPage, CompressionOptions,
-    DynIter, DynStreamingIterator, Encoding, FallibleStreamingIterator, FileWriter, KeyValue, Page, StatisticsOptions,
+    Compressor, DynIter, DynStreamingIterator, Encoding, FallibleStreamingIterator, FileWriter, KeyValue, Page, StatisticsOptions,
     Version, WriteOptions, ZstdLevel,
 };
 
@@ -35,14 +39,24 @@ type Pages = Box<dyn Iterator<Item = ParquetResult<Page>> + Send + Sync>;
 /// A column chunk's pages, compressed, as the file writer takes them.
 type Compressed = DynStreamingIterator<'static, CompressedPage, PolarsError>;
 
-/// `df` as a Parquet file (zstd level 1) with `kv` in its footer.
-pub fn parquet_bytes(df: &DataFrame, kv: Vec<(String, String)>) -> PolarsResult<Vec<u8>> {
-    write_parquet(df, kv, |pages| DynStreamingIterator::new(ZstdPages { pages, current: None }.map_err(PolarsError::from)))
+/// `df` as a Parquet file with `kv` in its footer, its pages compressed with `codec`.
+pub fn parquet_bytes(df: &DataFrame, kv: Vec<(String, String)>, codec: Codec) -> PolarsResult<Vec<u8>> {
+    match codec {
+        Codec::Zstd => write_parquet(df, kv, zstd(), |pages| DynStreamingIterator::new(ZstdPages { pages, current: None }.map_err(PolarsError::from))),
+        Codec::Snappy => write_parquet(df, kv, CompressionOptions::Snappy, |pages| {
+            DynStreamingIterator::new(Compressor::new(pages, CompressionOptions::Snappy, Vec::new()).map_err(PolarsError::from))
+        }),
+    }
+}
+
+/// zstd at [`ZSTD_LEVEL`].
+fn zstd() -> CompressionOptions {
+    CompressionOptions::Zstd(ZstdLevel::try_new(ZSTD_LEVEL).ok())
 }
 
 /// `df` as a Parquet file with `kv` in its footer, each column chunk's pages compressed by
-/// `compress`.
-fn write_parquet(df: &DataFrame, kv: Vec<(String, String)>, compress: impl Fn(Pages) -> Compressed) -> PolarsResult<Vec<u8>> {
+/// `compress` (with `compression`).
+fn write_parquet(df: &DataFrame, kv: Vec<(String, String)>, compression: CompressionOptions, compress: impl Fn(Pages) -> Compressed) -> PolarsResult<Vec<u8>> {
     let schema = df.schema().to_arrow(CompatLevel::newest());
     let fields = to_parquet_schema(&schema)?.fields().to_vec();
     let encodings: Vec<Vec<Encoding>> = schema
@@ -54,7 +68,7 @@ fn write_parquet(df: &DataFrame, kv: Vec<(String, String)>, compress: impl Fn(Pa
         .collect();
     let options = WriteOptions {
         statistics: StatisticsOptions::default(),
-        compression: CompressionOptions::Zstd(ZstdLevel::try_new(ZSTD_LEVEL).ok()),
+        compression,
         version: Version::V1,
         data_page_size: None,
     };
@@ -138,13 +152,12 @@ impl<I: Iterator<Item = ParquetResult<Page>>> FallibleStreamingIterator for Zstd
 }
 
 fn compression() -> polars_parquet::parquet::compression::Compression {
-    CompressionOptions::Zstd(ZstdLevel::try_new(ZSTD_LEVEL).ok()).into()
+    zstd().into()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use polars_parquet::write::Compressor;
 
     #[test]
     fn files_are_the_bytes_polars_parquets_compressor_writes() {
@@ -156,14 +169,20 @@ mod tests {
         )
         .unwrap();
         let kv = vec![("sluice.test".to_string(), "1".to_string())];
-        let theirs = write_parquet(&df, kv.clone(), |pages| {
-            let zstd = CompressionOptions::Zstd(ZstdLevel::try_new(ZSTD_LEVEL).ok());
-            DynStreamingIterator::new(Compressor::new(pages, zstd, Vec::new()).map_err(PolarsError::from))
+        let theirs = write_parquet(&df, kv.clone(), zstd(), |pages| {
+            DynStreamingIterator::new(Compressor::new(pages, zstd(), Vec::new()).map_err(PolarsError::from))
         })
         .unwrap();
-        let ours = parquet_bytes(&df, kv).unwrap();
+        let ours = parquet_bytes(&df, kv.clone(), Codec::Zstd).unwrap();
         assert!(ours == theirs, "{} bytes against {}", ours.len(), theirs.len());
-        let back = ParquetReader::new(std::io::Cursor::new(ours)).finish().unwrap();
-        assert!(back.equals_missing(&df));
+        for (codec, name) in [(Codec::Zstd, "ZSTD"), (Codec::Snappy, "SNAPPY")] {
+            let bytes = parquet_bytes(&df, kv.clone(), codec).unwrap();
+            let back = ParquetReader::new(std::io::Cursor::new(bytes.clone())).finish().unwrap();
+            assert!(back.equals_missing(&df), "{name}");
+            let meta = polars_parquet::read::read_metadata(&mut std::io::Cursor::new(bytes)).unwrap();
+            for chunk in meta.row_groups.iter().flat_map(|g| g.parquet_columns()) {
+                assert_eq!(format!("{:?}", chunk.compression()).to_uppercase(), name);
+            }
+        }
     }
 }
