@@ -167,10 +167,12 @@ impl Transformer {
         let mut isolated = Vec::new();
         let steps = self.steps.clone();
         for step in &steps {
+            let started = std::time::Instant::now();
             let (out, bad) = match self.run_step(step, frame.clone()) {
                 Ok(out) => (out, Vec::new()),
                 Err(e) => self.isolate(step, &frame, e, objects)?,
             };
+            tracing::debug!(step = step.name(), rows = frame.height(), step_s = started.elapsed().as_secs_f64(), "step");
             let before = frame.height() - bad.len();
             let counts_before = matches!(step, Step::Sql { .. }).then(Vec::new).unwrap_or_else(|| per_object(&frame, slots));
             frame = out;
