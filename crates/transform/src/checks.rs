@@ -3,7 +3,6 @@
 //! a pass, and what a failure does, is the orchestrator's business.
 
 use polars::prelude::*;
-use polars::sql::SQLContext;
 
 use crate::TransformError;
 
@@ -14,7 +13,7 @@ fn failed(check: &str, e: impl std::fmt::Display) -> TransformError {
 /// The single value of a SQL query over the table `output` (the first column of the first
 /// row, as a number; booleans are 0/1). `None`: the query returned no row or null.
 pub fn sql_value(check: &str, output: &DataFrame, sql: &str) -> Result<Option<f64>, TransformError> {
-    let mut ctx = SQLContext::new();
+    let mut ctx = crate::sql_functions::sql_context();
     ctx.register("output", output.clone().lazy());
     let df = ctx.execute(sql).and_then(|lf| lf.collect()).map_err(|e| failed(check, e))?;
     let Some(first) = df.columns().first() else {

@@ -82,7 +82,7 @@ impl Dimensions {
         specs: &[DimensionSpec],
         mut table_of: impl FnMut(&DimensionSpec) -> Result<DataFrame, TransformError>,
     ) -> Result<Self, TransformError> {
-        let ctx = SQLContext::new();
+        let ctx = crate::sql_functions::sql_context();
         let mut tables = Vec::new();
         for spec in specs {
             let frame = match spec {
@@ -104,7 +104,7 @@ impl Dimensions {
 
     /// A SQL context with every dimension registered.
     pub fn sql_context(&self) -> SQLContext {
-        let ctx = SQLContext::new();
+        let ctx = crate::sql_functions::sql_context();
         for (name, frame) in &self.tables {
             ctx.register(name, frame.clone().lazy());
         }

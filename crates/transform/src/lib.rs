@@ -35,6 +35,7 @@ pub mod ingest;
 mod plain_csv;
 mod prescan;
 mod rowwise;
+pub mod sql_functions;
 pub mod steps;
 pub mod types;
 

@@ -382,6 +382,8 @@ mod tests {
         assert!(row_wise(vec![sql("SELECT *, x * 2 AS y, CASE WHEN x > 1 THEN 'big' ELSE 'small' END AS size FROM input")]));
         assert!(row_wise(vec![Step::Filter { name: "f".into(), keep: "x > 1".into() }]));
         assert!(row_wise(vec![sql("SELECT i.*, m.top FROM input i CROSS JOIN (SELECT MAX(v) AS top FROM dim) m")]));
+        // sluice's own SQL functions are element-wise
+        assert!(row_wise(vec![sql("SELECT *, MAKE_DATE(2013, 1, CAST(x AS INT)) AS d FROM input")]));
         // anything that looks across input rows
         for q in [
             "SELECT *, COUNT(*) OVER () AS n FROM input",
