@@ -14,6 +14,8 @@
 #
 # Env: VENV (the peers' venv; created with pandas, pyarrow, polars, duckdb, numpy if missing),
 # PEERS (../shared/peers), WORK (scratch, default /tmp/sluice-peers), BIN (sluice), REPEAT (1).
+# WORK on tmpfs (e.g. /dev/shm/sluice-peers) keeps a disk's file-creation cost, which every
+# round's deleted outputs raise, out of the engines' times (docs/BENCHMARKS.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SCALES=("${@:-1 10 30}")
