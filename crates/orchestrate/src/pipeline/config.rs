@@ -255,8 +255,9 @@ pub enum Codec {
     /// zstd level 1: the smaller files.
     #[default]
     Zstd,
-    /// Snappy, as Spark, DuckDB and pyarrow write by default: about half the encoding CPU of
-    /// zstd, files a third larger (measured on the flight year, docs/BENCHMARKS.md).
+    /// Snappy, as Spark, DuckDB and pyarrow write by default: half zstd's time per file, a
+    /// third less of a run's encoding CPU, files ~25% larger (the flight year at 1x;
+    /// docs/ARCHITECTURE.md, "Parquet encoding").
     Snappy,
 }
 
