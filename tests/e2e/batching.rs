@@ -28,6 +28,11 @@ fn outcome(summary: &Value) -> BTreeMap<String, (DataFrame, String, DataFrame)> 
 
 /// Each run with its own empty cache: every one reads and derives its dimensions itself.
 fn run_variant(pipeline: &Path, landing: &Path, out: &Path) -> Value {
+    run_variant_with(pipeline, landing, out, "1")
+}
+
+/// [`run_variant`] with a Polars pool of `engine_threads`.
+fn run_variant_with(pipeline: &Path, landing: &Path, out: &Path, engine_threads: &str) -> Value {
     let cache = out.with_extension("cache");
     let r = sluice_env(&[
         "run",
@@ -40,7 +45,7 @@ fn run_variant(pipeline: &Path, landing: &Path, out: &Path) -> Value {
         &format!("landing={}", landing.display()),
         "--output",
         out.to_str().unwrap(),
-    ], &[("SLUICE_CACHE_DIR", cache.to_str().unwrap())]);
+    ], &[("SLUICE_CACHE_DIR", cache.to_str().unwrap()), ("POLARS_MAX_THREADS", engine_threads)]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     r.summary()
 }
@@ -80,7 +85,7 @@ fn assert_same_rows(a: &DataFrame, b: &DataFrame, what: &str) {
 }
 
 #[test]
-fn outputs_are_equal_whatever_the_batching_and_the_worker_counts() {
+fn outputs_are_equal_whatever_the_batching_and_the_worker_counts_and_the_engine_pool() {
     let dir = temp_dir("batching");
     let landing = landing_with_a_bad_row(&dir);
     let one_at_a_time = pipeline_variant(&dir, "batch_kib = 0\ntransform_workers = 1\ninfer_workers = 1\nwrite_workers = 1", "");
@@ -96,7 +101,8 @@ fn outputs_are_equal_whatever_the_batching_and_the_worker_counts() {
     assert!(counts.ends_with(" 1"), "one row quarantined: {counts}");
     assert_eq!(q.column("line").unwrap().u32().unwrap().get(0), Some(6));
     for (p, out) in [(&batched, "b"), (&small_blocks, "c"), (&snappy, "d")] {
-        let summary = run_variant(p, &landing, &dir.join(out));
+        // the small blocks on a Polars pool of 2 threads, the rest on 1
+        let summary = run_variant_with(p, &landing, &dir.join(out), if out == "c" { "2" } else { "1" });
         for file in summary["partitions"].as_array().unwrap().iter().flat_map(|p| p["files"].as_array().unwrap()) {
             let codecs = page_codecs(file.as_str().unwrap());
             assert!(codecs.iter().all(|c| c == if out == "d" { "SNAPPY" } else { "ZSTD" }), "{out}: {file} has {codecs:?}");

@@ -39,6 +39,7 @@ const SUMMARY_COMMANDS: [&str; 6] = ["run", "publish", "rollback", "gc", "pin", 
 fn main() -> ExitCode {
     // before any thread starts
     sluice_transform::pin_engine();
+    size_engine_pool();
     let argv: Vec<String> = std::env::args().collect();
     let subcommand = argv.iter().skip(1).find(|a| !a.starts_with('-') && !["text", "json"].contains(&a.as_str()));
     let writes_summary = subcommand.is_some_and(|c| SUMMARY_COMMANDS.contains(&c.as_str()));
@@ -70,6 +71,19 @@ fn main() -> ExitCode {
         }
     }
     ExitCode::from(code)
+}
+
+/// Polars' thread pool: a core fewer than the machine has (at least one), unless
+/// `POLARS_MAX_THREADS` says otherwise. The transform's steps run on it while the infer and
+/// encode stages work on earlier blocks on their own threads; a pool of every core
+/// oversubscribes them: on 2 cores, against a pool of 2, the flight year's wall is the same
+/// and the 30x year's peak RSS 135-141 MiB instead of 156-202 (docs/BENCHMARKS.md). Call
+/// before any thread starts: Polars reads the variable when it builds the pool.
+fn size_engine_pool() {
+    if std::env::var_os("POLARS_MAX_THREADS").is_none() {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        std::env::set_var("POLARS_MAX_THREADS", (cores - 1).max(1).to_string());
+    }
 }
 
 /// `sluice run`'s pipeline file, its params and `--statsd`: where its alerts and StatsD
