@@ -70,20 +70,11 @@ fn make_dates(parts: &mut [Column]) -> PolarsResult<Column> {
 }
 
 /// Days from 1970-01-01 to the proleptic Gregorian date `y-m-d`; `None` for no such date.
-/// (Howard Hinnant's `days_from_civil`: integer arithmetic only.)
 fn epoch_days(y: i32, m: i32, d: i32) -> Option<i32> {
-    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let month_days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-    if !(1..=12).contains(&m) || d < 1 || d > month_days[(m - 1) as usize] {
-        return None;
-    }
-    let y = i64::from(y) - i64::from(m <= 2);
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (i64::from(m) + 9) % 12; // March = 0
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    i32::try_from(era * 146_097 + doe - 719_468).ok()
+    /// Days from 0001-01-01 (day 1 of the common era, as chrono counts) to 1970-01-01.
+    const EPOCH_FROM_CE: i32 = 719_163;
+    let date = chrono::NaiveDate::from_ymd_opt(y, u32::try_from(m).ok()?, u32::try_from(d).ok()?)?;
+    Some(chrono::Datelike::num_days_from_ce(&date) - EPOCH_FROM_CE)
 }
 
 #[cfg(test)]
