@@ -8,6 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// that waits on another pool (Polars') runs other queued items in the meantime, so far
 /// more items than workers can be in flight at once.
 pub fn map_ordered<T: Sync, R: Send>(items: &[T], workers: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    if workers <= 1 || items.len() <= 1 {
+        return items.iter().map(f).collect(); // on this thread: no thread to start for one
+    }
     let next = AtomicUsize::new(0);
     let mut done: Vec<(usize, R)> = std::thread::scope(|s| {
         let threads: Vec<_> = (0..workers.clamp(1, items.len().max(1)))

@@ -102,6 +102,8 @@ impl SourceObject {
 /// Fetch objects concurrently, yielding them in order: at most `max_in_flight` reads, and
 /// at most `max_bytes` (by listed size) fetched but not yet taken, are outstanding; one
 /// object is always allowed, however large. Dropping the iterator cancels what is left.
+/// An object on the local disk is read when it is taken, on the caller's thread: a read
+/// from the page cache is shorter than the hops to the I/O runtime and back.
 pub struct Prefetch {
     pending: VecDeque<SourceObject>,
     running: VecDeque<(u64, tokio::task::JoinHandle<Result<RawObject, ExtractError>>)>,
@@ -115,11 +117,12 @@ pub fn prefetch(objects: Vec<SourceObject>, max_in_flight: usize, max_bytes: u64
 
 impl Prefetch {
     fn start_more(&mut self) -> Result<(), ExtractError> {
-        let rt = crate::config::runtime()?;
         while self.running.len() < self.max_in_flight {
             let held: u64 = self.running.iter().map(|(n, _)| n).sum();
             match self.pending.front() {
+                Some(o) if o.storage.is_local() => break, // read when taken (`next`)
                 Some(o) if self.running.is_empty() || held + o.meta.size <= self.max_bytes => {
+                    let rt = crate::config::runtime()?;
                     let Some(o) = self.pending.pop_front() else { break };
                     self.running.push_back((o.meta.size, rt.spawn(async move { o.fetch_async().await })));
                 }
@@ -136,6 +139,10 @@ impl Iterator for Prefetch {
     fn next(&mut self) -> Option<Self::Item> {
         if let Err(e) = self.start_more() {
             return Some(Err(e));
+        }
+        if self.running.is_empty() {
+            let local = self.pending.pop_front()?;
+            return Some(local.fetch());
         }
         let (_, handle) = self.running.pop_front()?;
         let rt = match crate::config::runtime() {

@@ -1,7 +1,8 @@
 //! [`Storage`]: blocking access to one location's objects through `Arc<dyn ObjectStore>`.
 //!
 //! sluice's stages run on plain threads; this facade blocks on the process's I/O runtime
-//! ([`config::runtime`]) for each call, so callers never see async. Every path given to a
+//! ([`config::runtime`]) for each call (a local disk's calls run on the caller's thread),
+//! so callers never see async. Every path given to a
 //! method is relative to the storage root.
 
 use std::future::Future;
@@ -37,9 +38,20 @@ impl Storage {
         Ok(Storage { root })
     }
 
-    /// Run `f` on the I/O runtime and wait for it.
+    /// Run `f` and wait for it: on the local disk right here, on this thread (object_store's
+    /// `LocalFileSystem` does its file calls inline outside a runtime); elsewhere on the I/O
+    /// runtime. A daily run's dozen small reads and writes each cost a hop to a blocking
+    /// thread and back on the runtime, and starting it (threads) was part of every run.
     pub(crate) fn block_on<F: Future>(&self, f: F) -> Result<F::Output, ExtractError> {
+        if self.is_local() {
+            return Ok(futures::executor::block_on(f));
+        }
         Ok(config::runtime()?.block_on(f))
+    }
+
+    /// On the local disk: its calls run on the caller's thread ([`Storage::block_on`]).
+    pub fn is_local(&self) -> bool {
+        self.root.kind == StoreKind::Local
     }
 
     fn local_err(&self, rel: &str, e: std::io::Error) -> ExtractError {

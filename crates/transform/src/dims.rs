@@ -78,22 +78,29 @@ impl Dimensions {
 
     /// Build every dimension: `table_of(spec)` gives a CSV dimension's table (read, or from a
     /// cache); SQL dimensions are derived here, in declaration order.
-    pub fn build(
+    pub fn build(specs: &[DimensionSpec], table_of: impl FnMut(&DimensionSpec) -> Result<DataFrame, TransformError>) -> Result<Self, TransformError> {
+        Self::build_cached(specs, table_of, |_, derive| derive())
+    }
+
+    /// [`Dimensions::build`], a SQL dimension's table given by `derived(spec, derive)`: from
+    /// `derive()` (its SQL over the dimensions before it), or from a cache.
+    pub fn build_cached(
         specs: &[DimensionSpec],
         mut table_of: impl FnMut(&DimensionSpec) -> Result<DataFrame, TransformError>,
+        mut derived: impl FnMut(&DimensionSpec, &mut dyn FnMut() -> Result<DataFrame, TransformError>) -> Result<DataFrame, TransformError>,
     ) -> Result<Self, TransformError> {
         let ctx = crate::sql_functions::sql_context();
         let mut tables = Vec::new();
         for spec in specs {
             let frame = match spec {
                 DimensionSpec::Csv { .. } => table_of(spec)?,
-                DimensionSpec::Sql { sql, .. } => {
+                DimensionSpec::Sql { sql, .. } => derived(spec, &mut || {
                     let mut ctx = ctx.clone();
                     ctx.execute(sql).and_then(|lf| lf.collect()).ctx(|| "SQL".to_string()).map_err(|e| TransformError::Dimension {
                         name: spec.name().to_string(),
                         source: Box::new(e),
-                    })?
-                }
+                    })
+                })?,
             };
             tracing::debug!(dimension = spec.name(), rows = frame.height(), "dimension loaded");
             ctx.register(spec.name(), frame.clone().lazy());

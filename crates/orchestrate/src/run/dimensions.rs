@@ -92,7 +92,8 @@ impl Drop for Pending {
 /// Read the dimension tables at the versions `refs` saw (the plan's), and load them.
 fn load(specs: &[DimensionSpec], refs: &[ObjectRef]) -> Result<Dimensions, SluiceError> {
     let mut failed = None;
-    let dims = Dimensions::build(specs, |spec| {
+    let derived = |spec: &DimensionSpec, derive: &mut dyn FnMut() -> Result<_, TransformError>| dimcache::derived(spec, specs, refs, derive);
+    let dims = Dimensions::build_cached(specs, |spec| {
         let DimensionSpec::Csv { file, .. } = spec else { return Err(not_listed(spec.name())) };
         let r = refs.iter().find(|r| &r.uri == file).ok_or_else(|| not_listed(file))?;
         let read = || {
@@ -104,7 +105,7 @@ fn load(specs: &[DimensionSpec], refs: &[ObjectRef]) -> Result<Dimensions, Sluic
             failed = Some(e);
             TransformError::BadRow { file: file.clone(), line: 0, reason }
         })
-    });
+    }, derived);
     match (dims, failed) {
         (Ok(d), _) => Ok(d),
         (Err(_), Some(e)) => Err(e),
