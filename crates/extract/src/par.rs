@@ -13,7 +13,7 @@ pub fn map_ordered<T: Sync, R: Send>(items: &[T], workers: usize, f: impl Fn(&T)
     }
     let next = AtomicUsize::new(0);
     let mut done: Vec<(usize, R)> = std::thread::scope(|s| {
-        let threads: Vec<_> = (0..workers.clamp(1, items.len().max(1)))
+        let threads: Vec<_> = (0..workers.min(items.len()))
             .map(|_| {
                 s.spawn(|| {
                     let mut mine = Vec::new();

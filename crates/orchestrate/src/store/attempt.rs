@@ -94,12 +94,8 @@ impl Attempt {
     }
 
     /// Create `rel` in the background; its outcome is recorded by a later call or by
-    /// [`Attempt::wait`]. On the local disk, now: a create there is shorter than the hops to
-    /// the I/O runtime and back.
+    /// [`Attempt::wait`] (on the local disk, at once: see [`Uploads::start`]).
     fn create_later(&self, rel: String, bytes: Bytes) -> Result<String, SluiceError> {
-        if self.storage.is_local() {
-            return self.create(rel, bytes);
-        }
         let done = self.uploads.lock().map_err(|_| poisoned())?.start(&self.storage, rel.clone(), bytes)?;
         self.record(done)?;
         Ok(rel)
