@@ -2,7 +2,9 @@
 //!
 //! Vectorized only: every operation on rows is a Polars expression or SQL; nothing calls
 //! `map_elements`/`apply`. The only loops over records in Rust are the readers' (the
-//! prescan's structure check and `plain_csv`'s parse), which build columns from bytes.
+//! prescan's structure check and `plain_csv`'s parse), which build columns from bytes, and
+//! two kernels over whole integer columns for calendar dates (`MAKE_DATE` and the
+//! `valid_date` contract).
 //!
 //! - [`types`]: the column types a pipeline file may declare ([`ColumnType`]).
 //! - [`ingest`]: CSV bytes -> a typed frame plus a quarantine frame of rows that failed,
@@ -24,6 +26,8 @@
 //!   counted by the rule that dropped it. Rows a step fails on (a cast, a date parse) are
 //!   found by bisection and set aside, up to a limit. Steps that are row-wise (decided on
 //!   the engine's plan, [`Transformer::row_wise`]) may run on several partitions at once.
+//!   A dimension a step joins only by equalities with `input`'s columns is cut, before the
+//!   step runs, to the rows within the range of the keys it is given (`prune`).
 
 pub mod checks;
 pub mod contracts;
@@ -34,6 +38,7 @@ pub mod error;
 pub mod ingest;
 mod plain_csv;
 mod prescan;
+mod prune;
 mod rowwise;
 pub mod sql_functions;
 pub mod steps;

@@ -9,6 +9,7 @@ use polars::prelude::*;
 use polars::sql::{sql_expr, SQLContext};
 
 use crate::ingest::LINE;
+use crate::prune::{prune, prunings, Pruning};
 use crate::rowwise::{is_row_wise, PROBE};
 use crate::{Dimensions, TransformError};
 
@@ -90,11 +91,24 @@ pub struct Transformer {
     isolate: Option<f64>,
     /// [`Transformer::row_wise`]'s answer, for the schema it was asked about.
     row_wise: Option<(Schema, bool)>,
+    /// The dimension tables, to register cut ones for a step and the whole ones again after.
+    dims: Dimensions,
+    /// Each SQL step's (by its SQL) dimensions that may be cut to its input's key range.
+    prunings: Vec<(String, Vec<Pruning>)>,
 }
 
 impl Transformer {
     pub fn new(dims: &Dimensions, steps: Vec<Step>) -> Self {
-        Transformer { ctx: dims.sql_context(), steps, isolate: None, row_wise: None }
+        let names: Vec<&str> = dims.tables.iter().map(|(n, _)| n.as_str()).collect();
+        let prunings = steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Sql { sql, .. } => Some((sql.clone(), prunings(sql, &names))),
+                _ => None,
+            })
+            .filter(|(_, p)| !p.is_empty())
+            .collect();
+        Transformer { ctx: dims.sql_context(), steps, isolate: None, row_wise: None, dims: dims.clone(), prunings }
     }
 
     /// Rows a step fails on are taken out (up to `max_fraction` of an item's rows) instead
@@ -107,8 +121,15 @@ impl Transformer {
     fn run_step(&mut self, step: &Step, frame: DataFrame) -> Result<DataFrame, PolarsError> {
         match step {
             Step::Sql { sql, .. } => {
+                let cut = self.cut_dimensions(sql, &frame);
                 self.ctx.register("input", frame.lazy());
-                self.ctx.execute(sql).and_then(|lf| lf.collect())
+                let out = self.ctx.execute(sql).and_then(|lf| lf.collect());
+                for name in cut {
+                    if let Some(whole) = self.dims.get(&name) {
+                        self.ctx.register(&name, whole.clone().lazy());
+                    }
+                }
+                out
             }
             Step::Filter { keep, .. } => {
                 // a null condition (e.g. a comparison with null) drops the row, as SQL does
@@ -116,6 +137,27 @@ impl Transformer {
             }
             Step::Unique { on, .. } => frame.unique_stable(Some(on.as_slice()), UniqueKeepStrategy::First, None),
         }
+    }
+
+    /// Register, for the SQL step `sql` on `input`, its prunable dimensions cut to `input`'s
+    /// key ranges; the names of those registered.
+    fn cut_dimensions(&self, sql: &str, input: &DataFrame) -> Vec<String> {
+        let Some((_, prunings)) = self.prunings.iter().find(|(s, _)| s == sql) else { return Vec::new() };
+        let mut cut = Vec::new();
+        for p in prunings {
+            let Some(whole) = self.dims.get(&p.dimension) else { continue };
+            match prune(whole, input, &p.keys) {
+                Ok(Some(part)) => {
+                    tracing::trace!(dimension = p.dimension, rows = part.height(), of = whole.height(), "dimension cut to the step's keys");
+                    self.ctx.register(&p.dimension, part.lazy());
+                    cut.push(p.dimension.clone());
+                }
+                Ok(None) => {}
+                // only a shortcut: the step runs on the whole table
+                Err(e) => tracing::debug!(dimension = p.dimension, error = %e, "dimension not cut"),
+            }
+        }
+        cut
     }
 
     /// True when the steps give every row of a frame with this schema what they would give it
@@ -399,6 +441,34 @@ mod tests {
         assert!(!row_wise(vec![Step::Unique { name: "u".into(), on: vec!["k".into()] }]));
         // a step that drops the bookkeeping columns leaves nothing to split the rows by
         assert!(!row_wise(vec![sql("SELECT k, x FROM input")]));
+    }
+
+    #[test]
+    fn a_step_given_cut_dimensions_gives_what_it_gives_with_the_whole_ones() {
+        let n = 1000;
+        let dim = df!(
+            "k" => (0..n).collect::<Vec<i32>>(),
+            "g" => (0..n).map(|i| format!("g{}", i % 7)).collect::<Vec<_>>(),
+            "v" => (0..n).map(|i| f64::from(i) / 2.0).collect::<Vec<_>>(),
+        )
+        .unwrap();
+        let dims = Dimensions { tables: vec![("dim".into(), dim)] };
+        let input = df!("k" => [Some(500i32), Some(503), None, Some(502), Some(2000), Some(510)], "g" => ["g3", "g0", "g1", "g5", "g3", "g6"]).unwrap();
+        for sql in [
+            "SELECT i.*, d.v FROM input i LEFT JOIN dim d ON i.k = d.k AND i.g = d.g",
+            "SELECT i.*, d.v, d.g AS dg FROM input i LEFT JOIN dim d ON d.k = i.k",
+            "SELECT i.*, COALESCE(d.v, -1.0) AS v FROM input i LEFT OUTER JOIN dim AS d ON i.g = d.g AND i.k = d.k",
+        ] {
+            let mut whole = dims.sql_context();
+            whole.register("input", input.clone().lazy());
+            let expected = whole.execute(sql).unwrap().collect().unwrap();
+            let mut t = Transformer::new(&dims, vec![Step::Sql { name: "s".into(), sql: sql.into() }]);
+            assert_eq!(t.prunings.len(), 1, "{sql}");
+            let got = t.apply(input.clone(), &[]).unwrap().frame;
+            assert!(got.equals_missing(&expected), "{sql}:\n{got}\n{expected}");
+            // and the whole table is back for the next step
+            assert_eq!(t.ctx.execute("SELECT COUNT(*) AS n FROM dim").unwrap().collect().unwrap().column("n").unwrap().get(0).unwrap().extract::<usize>(), Some(n as usize));
+        }
     }
 
     #[test]
