@@ -25,6 +25,7 @@ use super::audit;
 use super::dimensions::PendingDimensions;
 use super::features::{embedding_column, tabular_batch, vocabularies, Vocabulary};
 use super::parquet_out::parquet_bytes;
+use super::pending::Pending;
 use super::plan::Plan;
 use super::transform_stage::{Batch, PartRows, RawItem, RawPart, Steps, TransformStage};
 use crate::pipeline::{Codec, ModelKind, OnBadRows, SourceFormat};
@@ -97,9 +98,9 @@ enum Scorer {
 
 impl Scorer {
     /// Load the model; it must be the one the plan fingerprinted (`model_id`).
-    fn load(p: &Pipeline, dir: &Path, model_id: &str) -> Result<Self, SluiceError> {
+    fn load(kind: &ModelKind, dir: &Path, model_id: &str) -> Result<Self, SluiceError> {
         let device = choose_device(true)?;
-        let (scorer, loaded_id) = match &p.model.kind {
+        let (scorer, loaded_id) = match kind {
             ModelKind::SentenceEmbedding { text_column, max_tokens, precision } => {
                 let model = match precision {
                     Precision::F32 => EmbeddingModel::load(dir, &device)?,
@@ -152,7 +153,7 @@ impl Scorer {
 }
 
 struct InferStage {
-    scorer: Scorer,
+    scorer: Pending<Scorer>,
     output: String,
     cancel: Cancel,
 }
@@ -162,9 +163,10 @@ impl Stage for InferStage {
     type Out = Batch;
     type Error = SluiceError;
     fn process(&mut self, mut b: Batch) -> StageResult<Batch> {
+        let scorer = self.scorer.wait().map_err(|e| (None, e))?;
         for seg in &mut b.segments {
             let part = seg.parts.first().map(|p| p.partition.clone());
-            let column = self.scorer.score(&seg.frame, &self.output, &self.cancel).map_err(|e| (part.clone(), e))?;
+            let column = scorer.score(&seg.frame, &self.output, &self.cancel).map_err(|e| (part.clone(), e))?;
             seg.frame.with_column(column).map_err(|e| (part, SluiceError::other("adding the model's output", e)))?;
         }
         Ok(b)
@@ -413,8 +415,10 @@ pub(crate) fn execute(
     planned: Vec<(Partition, Vec<SourceObject>)>,
     dims: PendingDimensions,
 ) -> Result<(BTreeMap<String, StagedPartition>, RunReport), SluiceError> {
-    // what every worker shares: the dimension tables (loading beside the log) and the model
-    let scorer = Scorer::load(p, &plan.model_dir, &plan.model_id)?;
+    // what every worker shares: the dimension tables (loading beside the log) and the model,
+    // loading while the first block is read and transformed (the infer stage waits for it)
+    let (kind, dir, id) = (p.model.kind.clone(), plan.model_dir.clone(), plan.model_id.clone());
+    let scorer = Pending::spawn("sluice-model", "the model", move || Scorer::load(&kind, &dir, &id));
     let items: Vec<(Partition, Vec<SourceObject>)> = planned
         .iter()
         .flat_map(|(part, objs)| objs.chunks(p.source.objects_per_item).map(move |c| (part.clone(), c.to_vec())))
@@ -469,8 +473,8 @@ pub(crate) fn execute(
             fingerprints: Arc::new(plan.fingerprints.clone()),
         })
         .sink("write", WriteSink { attempt: attempt.clone(), progress, kv: kv.clone(), codec: p.output.compression, parts: BTreeMap::new(), audit });
-    // the tables' error is the run's, whatever the stages made of it
-    if let Some(e) = dims.take_error() {
+    // the model's and the tables' errors are the run's, whatever the stages made of them
+    if let Some(e) = scorer.take_error().or_else(|| dims.take_error()) {
         return Err(e);
     }
     let (written, report) = flow?;

@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use chrono::Utc;
 
-use super::dimensions::PendingDimensions;
+use super::dimensions::{self, PendingDimensions};
 use super::manifest::Stages;
 use super::plan::{self, Plan};
 use super::publish::{publish_run, published_before, up_to_date, Publication};
@@ -56,7 +56,7 @@ pub fn run(p: &Pipeline, opts: RunOptions) -> Result<RunSummary, SluiceError> {
     let dim_refs = plan::dimension_refs(p)?;
     // the dimension tables load on their own thread while the log is read, the run plans
     // and its input is read and typed (see `dimensions`)
-    let dims = PendingDimensions::spawn(p.dimensions.clone(), dim_refs.clone(), opts.cancel.clone());
+    let dims = dimensions::spawn(p.dimensions.clone(), dim_refs.clone(), opts.cancel.clone());
     let head = dataset.head()?;
     // only a run id given on the command line can have been published before: the one
     // just generated is new (a time to the millisecond and 32 random bits), and looking a

@@ -5,7 +5,8 @@
 //! - [`execute`]: extract -> transform -> infer -> write, on the runtime; with
 //!   [`transform_stage`], [`features`] (columns -> model inputs), [`parquet_out`],
 //!   [`models`] (model URIs -> local folders), [`dimensions`] (the dimension tables, loading
-//!   on their own thread) and [`dimcache`] (them cached between runs).
+//!   on their own thread, as the model does: [`pending`]) and [`dimcache`] (them cached
+//!   between runs).
 //! - [`audit`]: `[[checks]]` on the staged versions before the commit (write-audit-publish).
 //! - [`publish`]: row accounting, manifests ([`manifest`]), the commit.
 //! - [`shards`]: `--shard I/N` stages a share of a run; `sluice publish` commits them all.
@@ -21,6 +22,7 @@ pub mod job;
 pub mod manifest;
 pub mod models;
 mod parquet_out;
+mod pending;
 pub(crate) mod plan;
 pub mod publish;
 pub mod shards;
