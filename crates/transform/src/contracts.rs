@@ -135,17 +135,13 @@ impl Contracts {
 /// nodes, and planning them cost a daily run about 2 ms.
 fn not_dates(parts: &mut [Column]) -> PolarsResult<Column> {
     polars_ensure!(parts.len() == 3, InvalidOperation: "a calendar date has three parts, not {}", parts.len());
-    let rows = parts.iter().map(Column::len).max().unwrap_or(0);
-    let mut ints = Vec::with_capacity(3);
-    for part in parts.iter() {
-        let part = if part.len() == 1 && rows != 1 { part.new_from_index(0, rows) } else { part.clone() };
-        ints.push(part.cast(&DataType::Int64)?.i64()?.rechunk().into_owned());
-    }
+    let ints = crate::sql_functions::aligned(parts, &DataType::Int64)?;
     let name = parts[0].name().clone();
     let broken: BooleanChunked = ints[0]
+        .i64()?
         .iter()
-        .zip(ints[1].iter())
-        .zip(ints[2].iter())
+        .zip(ints[1].i64()?.iter())
+        .zip(ints[2].i64()?.iter())
         .map(|((y, m), d)| matches!((y, m, d), (Some(y), Some(m), Some(d)) if !is_date(y, m, d)))
         .collect();
     Ok(broken.with_name(name).into_column())

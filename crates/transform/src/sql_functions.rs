@@ -50,16 +50,13 @@ fn make_date() -> UserDefinedFunction {
 /// The dates of `[year, month, day]` (integer columns, or one value for every row).
 fn make_dates(parts: &mut [Column]) -> PolarsResult<Column> {
     polars_ensure!(parts.len() == 3, InvalidOperation: "MAKE_DATE takes a year, a month and a day, not {} arguments", parts.len());
-    let rows = parts.iter().map(Column::len).max().unwrap_or(0);
-    let mut ints = Vec::with_capacity(3);
     for part in parts.iter() {
         polars_ensure!(part.dtype().is_integer() || part.dtype().is_null(), InvalidOperation: "MAKE_DATE takes integers, not {} ('{}')", part.dtype(), part.name());
-        let part = if part.len() == 1 && rows != 1 { part.new_from_index(0, rows) } else { part.clone() };
-        ints.push(part.cast(&DataType::Int32)?.i32()?.rechunk().into_owned());
     }
+    let ints = aligned(parts, &DataType::Int32)?;
     let name = parts[0].name().clone();
-    let (years, months, days) = (&ints[0], &ints[1], &ints[2]);
-    let mut out = Vec::with_capacity(rows);
+    let (years, months, days) = (ints[0].i32()?, ints[1].i32()?, ints[2].i32()?);
+    let mut out = Vec::with_capacity(years.len());
     for ((y, m), d) in years.iter().zip(months.iter()).zip(days.iter()) {
         out.push(match (y, m, d) {
             (Some(y), Some(m), Some(d)) => Some(epoch_days(y, m, d).ok_or_else(|| polars_err!(ComputeError: "MAKE_DATE({y}, {m}, {d}): not a calendar date"))?),
@@ -67,6 +64,19 @@ fn make_dates(parts: &mut [Column]) -> PolarsResult<Column> {
         });
     }
     Ok(Int32Chunked::from_iter_options(name, out.into_iter()).into_date().into_series().into_column())
+}
+
+/// `parts` each as long as the longest (a part of one value repeated), cast to `dtype`, in
+/// one chunk: the arguments of a function over whole columns.
+pub(crate) fn aligned(parts: &[Column], dtype: &DataType) -> PolarsResult<Vec<Column>> {
+    let rows = parts.iter().map(Column::len).max().unwrap_or(0);
+    parts
+        .iter()
+        .map(|part| {
+            let part = if part.len() == 1 && rows != 1 { part.new_from_index(0, rows) } else { part.clone() };
+            Ok(part.cast(dtype)?.rechunk())
+        })
+        .collect()
 }
 
 /// Days from 1970-01-01 to the proleptic Gregorian date `y-m-d`; `None` for no such date.
