@@ -63,7 +63,7 @@ fn cached<E>(root: &Path, spec: &DimensionSpec, source: serde_json::Value, make:
         }
     }
     let mut frame = make()?;
-    if let Some(column) = frame.columns().iter().find(|c| !mappable(&c.dtype().to_arrow(CompatLevel::newest()))) {
+    if let Some(column) = frame.columns().iter().find(|c| !mappable(&c.dtype().to_arrow(CompatLevel::oldest()))) {
         tracing::debug!(dimension = spec.name(), column = %column.name(), dtype = %column.dtype(), "not cached: a type the cache does not map");
         return Ok(frame);
     }
@@ -75,7 +75,7 @@ fn cached<E>(root: &Path, spec: &DimensionSpec, source: serde_json::Value, make:
 
 fn entry(root: &Path, spec: &DimensionSpec, source: serde_json::Value) -> PathBuf {
     let doc = json!({
-        "v": 4,
+        "v": 5,
         "sluice": env!("CARGO_PKG_VERSION"),
         "spec": format!("{spec:?}"),
         "source": source,
@@ -99,12 +99,15 @@ fn store(path: &Path, frame: &mut DataFrame) -> Result<(), Box<dyn std::error::E
     written
 }
 
-/// `frame` (one chunk) as an Arrow IPC file.
+/// `frame` (one chunk) as an Arrow IPC file. Strings are written as Arrow's `LargeUtf8`
+/// (offsets and one buffer of bytes), not as the engine's views: the reader checks those with
+/// one pass over the bytes (ASCII, or else UTF-8) and the offsets, where views take a check
+/// per value (26k for the weather's `origin`: about a millisecond of a daily run).
 fn save(file: std::fs::File, frame: &mut DataFrame) -> PolarsResult<()> {
     frame.rechunk_mut();
-    let schema = Arc::new(frame.schema().to_arrow(CompatLevel::newest()));
+    let schema = Arc::new(frame.schema().to_arrow(CompatLevel::oldest()));
     let mut writer = ipc_write::FileWriter::try_new(std::io::BufWriter::new(file), schema, None, ipc_write::WriteOptions::default())?;
-    for batch in frame.iter_chunks(CompatLevel::newest(), false) {
+    for batch in frame.iter_chunks(CompatLevel::oldest(), false) {
         writer.write(&batch, None)?;
     }
     writer.finish()
@@ -114,9 +117,9 @@ fn save(file: std::fs::File, frame: &mut DataFrame) -> PolarsResult<()> {
 /// these VMs a page of fresh memory costs ~4 us the first time it is touched, and copying
 /// the weather table's 2.9 MB into the heap was most of its load.
 ///
-/// Only entries of fixed-width columns (numbers, booleans, dates and times) and string views
-/// are read. The string (and binary) views are read first, through the reader that checks
-/// every view against its buffers (and UTF-8), and copied; only then is the file mapped,
+/// Only entries of fixed-width columns (numbers, booleans, dates and times) and strings
+/// (`LargeUtf8`, or binary) are read. The strings are read first, through the reader that
+/// checks their offsets against their bytes (and UTF-8), and copied; only then is the file mapped,
 /// every buffer bounds-checked as it is, and the fixed-width columns (valid whatever their
 /// bytes) are kept from the mapping. So a damaged entry is an error, never a bad read. An
 /// entry is never written after it is linked into place ([`store`]); removing it does not
@@ -132,22 +135,22 @@ fn load(path: &Path) -> Result<DataFrame, Box<dyn std::error::Error>> {
     if meta.dictionaries.as_ref().is_some_and(|d| !d.is_empty()) {
         return Err("an entry with dictionaries".into());
     }
-    let views: Vec<usize> = meta.schema.iter_values().enumerate().filter(|(_, f)| f.dtype.is_view()).map(|(i, _)| i).collect();
+    let strings: Vec<usize> = meta.schema.iter_values().enumerate().filter(|(_, f)| variable_width(&f.dtype)).map(|(i, _)| i).collect();
     let mut chunks: Vec<Vec<ArrayRef>> = vec![Vec::new(); meta.schema.len()];
-    if !views.is_empty() {
-        for batch in ipc_read::FileReader::new(Cursor::new(map.as_ref()), meta.clone(), Some(views.clone()), None) {
-            for (&i, array) in views.iter().zip(batch?.into_arrays()) {
+    if !strings.is_empty() {
+        for batch in ipc_read::FileReader::new(Cursor::new(map.as_ref()), meta.clone(), Some(strings.clone()), None) {
+            for (&i, array) in strings.iter().zip(batch?.into_arrays()) {
                 chunks[i].push(array);
             }
         }
     }
     for block in 0..meta.blocks.len() {
-        // SAFETY: every buffer is bounds-checked as it is mapped; the views were checked above
+        // SAFETY: every buffer is bounds-checked as it is mapped; the strings were checked above
         // (and their mapped arrays are dropped here, unused); fixed-width values are valid
         // whatever their bytes.
         let batch = unsafe { polars_arrow::mmap::mmap_unchecked(&meta, &Default::default(), map.clone(), block)? };
         for (i, array) in batch.into_arrays().into_iter().enumerate() {
-            if !views.contains(&i) {
+            if !strings.contains(&i) {
                 chunks[i].push(array);
             }
         }
@@ -173,8 +176,13 @@ fn mappable(dtype: &ArrowDataType) -> bool {
     matches!(
         dtype,
         A::Null | A::Boolean | A::Int8 | A::Int16 | A::Int32 | A::Int64 | A::UInt8 | A::UInt16 | A::UInt32 | A::UInt64 | A::Float32 | A::Float64
-            | A::Date32 | A::Date64 | A::Time32(_) | A::Time64(_) | A::Timestamp(..) | A::Duration(_) | A::Utf8View | A::BinaryView
-    )
+            | A::Date32 | A::Date64 | A::Time32(_) | A::Time64(_) | A::Timestamp(..) | A::Duration(_)
+    ) || variable_width(dtype)
+}
+
+/// A type [`load`] reads through the checking reader rather than maps.
+fn variable_width(dtype: &ArrowDataType) -> bool {
+    matches!(dtype, ArrowDataType::LargeUtf8 | ArrowDataType::LargeBinary)
 }
 
 #[cfg(test)]
@@ -247,18 +255,25 @@ mod tests {
     }
 
     #[test]
-    fn a_view_outside_its_buffer_is_an_error() {
-        let root = scratch("view");
+    fn a_string_outside_its_buffer_or_not_utf8_is_an_error() {
+        let root = scratch("strings");
         let made = df!("s" => ["a string longer than twelve bytes"]).unwrap();
         cached(&root, &spec("a"), json!(2), || Ok::<_, String>(made.clone())).unwrap();
         let path = entry(&root, &spec("a"), json!(2));
-        let mut bytes = std::fs::read(&path).unwrap();
-        // the view: length 33 (little-endian u32), then the prefix "a st"; its offset follows
-        // the buffer index: point it far past the buffer
-        let at = bytes.windows(8).position(|w| w == [33, 0, 0, 0, b'a', b' ', b's', b't']).expect("the view");
-        bytes[at + 12..at + 16].copy_from_slice(&1_000_000u32.to_le_bytes());
-        std::fs::write(&path, &bytes).unwrap();
-        assert!(load(&path).is_err(), "a view past its buffer");
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(load(&path).unwrap().equals(&made), "read back as written");
+        // the offsets (little-endian i64): 0, then 33; point the end far past the bytes
+        let mut past = bytes.clone();
+        let at = past.windows(16).position(|w| w[..8] == [0; 8] && w[8..] == [33, 0, 0, 0, 0, 0, 0, 0]).expect("the offsets");
+        past[at + 8..at + 16].copy_from_slice(&1_000_000i64.to_le_bytes());
+        // the string's first byte: a byte no UTF-8 text holds
+        let mut garbled = bytes;
+        let at = garbled.windows(8).position(|w| w == b"a string").expect("the string");
+        garbled[at] = 0xFF;
+        for (what, damaged) in [("an offset past the bytes", past), ("not UTF-8", garbled)] {
+            std::fs::write(&path, &damaged).unwrap();
+            assert!(load(&path).is_err(), "{what}");
+        }
         let _ = std::fs::remove_dir_all(&root);
     }
 
