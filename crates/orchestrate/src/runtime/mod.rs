@@ -144,12 +144,14 @@ pub struct RunReport {
 
 /// Channel sizing: capacity = budget / largest expected item, at least 1; the source's own
 /// channel holds `source_items` (a source that reads ahead itself, bounded by bytes, needs
-/// only 1).
+/// only 1). `in_flight`, when not 0, bounds the items between the source's `emit` and the
+/// sink's `consume`, whatever the channels and the workers' windows would hold.
 #[derive(Debug, Clone, Copy)]
 pub struct Budget {
     pub channel_bytes: usize,
     pub item_bytes: usize,
     pub source_items: usize,
+    pub in_flight: usize,
 }
 
 impl Budget {
@@ -258,6 +260,8 @@ fn recv<T, E>(rx: &Receiver<T>, cancel: &Cancel, c: &Counters) -> Result<Option<
 pub struct Emitter<'a, T, E> {
     stage: &'a str,
     tx: &'a Sender<Env<T>>,
+    /// One token per item in flight ([`Budget::in_flight`]); the sink takes them back.
+    tokens: Option<&'a Sender<()>>,
     shared: &'a Shared<E>,
     counters: &'a Counters,
     next_seq: u64,
@@ -278,6 +282,9 @@ impl<T: Measure, E: RuntimeError> Emitter<'_, T, E> {
         self.counters.bytes_out.fetch_add(item.bytes() as u64, Ordering::Relaxed);
         let env = Env { seq: self.next_seq, item };
         self.next_seq += 1;
+        if let Some(tokens) = self.tokens {
+            send::<_, E>(tokens, (), &self.shared.cancel, self.counters).map_err(|_| Cancelled)?;
+        }
         send::<_, E>(self.tx, env, &self.shared.cancel, self.counters).map_err(|_| Cancelled)
     }
 
@@ -320,6 +327,8 @@ struct StageHandle {
 /// A run being wired: the typed end of the chain so far.
 pub struct Flow<T, E> {
     rx: Receiver<Env<T>>,
+    /// The items in flight, one token each (see [`Emitter`]).
+    tokens: Option<Receiver<()>>,
     shared: Shared<E>,
     threads: Vec<JoinHandle<()>>,
     stages: Vec<StageHandle>,
@@ -338,13 +347,20 @@ pub fn source<S: Source>(name: &str, mut src: S, budget: Budget, cancel: Cancel)
         capacity: budget.capacity(),
     };
     let (tx, rx) = bounded(budget.source_items.max(1));
+    let (tokens_tx, tokens) = match budget.in_flight {
+        0 => (None, None),
+        n => {
+            let (t, r) = bounded(n);
+            (Some(t), Some(r))
+        }
+    };
     let counters = Arc::new(Counters::default());
     let (sh, c, stage) = (shared.clone(), counters.clone(), name.to_string());
     let t = std::thread::Builder::new()
         .name(format!("sluice-{name}"))
         .spawn(move || {
             sh.guard(&stage, || {
-                let mut em = Emitter { stage: &stage, tx: &tx, shared: &sh, counters: &c, next_seq: 0 };
+                let mut em = Emitter { stage: &stage, tx: &tx, tokens: tokens_tx.as_ref(), shared: &sh, counters: &c, next_seq: 0 };
                 let t = Instant::now();
                 let r = src.run(&mut em);
                 let blocked = Duration::from_nanos(c.blocked_send_ns.load(Ordering::Relaxed));
@@ -355,6 +371,7 @@ pub fn source<S: Source>(name: &str, mut src: S, budget: Budget, cancel: Cancel)
         .expect("spawning a thread");
     Flow {
         rx,
+        tokens,
         shared,
         threads: vec![t],
         stages: vec![StageHandle { name: name.to_string(), workers: 1, counters }],
@@ -438,7 +455,7 @@ impl<T: Send + 'static, E: RuntimeError> Flow<T, E> {
             ));
         }
         self.stages.push(StageHandle { name: name.to_string(), workers, counters });
-        Flow { rx: out_rx, shared: self.shared, threads: self.threads, stages: self.stages, started: self.started }
+        Flow { rx: out_rx, tokens: self.tokens, shared: self.shared, threads: self.threads, stages: self.stages, started: self.started }
     }
 
     /// Finish the chain with a sink and wait for the run: the sink's output and the report,
@@ -447,7 +464,7 @@ impl<T: Send + 'static, E: RuntimeError> Flow<T, E> {
         let counters = Arc::new(Counters::default());
         let output = Arc::new(Mutex::new(None));
         {
-            let (rx, sh, c, stage, out) = (self.rx, self.shared.clone(), counters.clone(), name.to_string(), output.clone());
+            let (rx, tokens, sh, c, stage, out) = (self.rx, self.tokens, self.shared.clone(), counters.clone(), name.to_string(), output.clone());
             let mut sink = Some(sink);
             self.threads.push(
                 std::thread::Builder::new()
@@ -462,6 +479,10 @@ impl<T: Send + 'static, E: RuntimeError> Flow<T, E> {
                                 let r = k.consume(env.item);
                                 add(&c.busy_ns, t.elapsed());
                                 r.map_err(|(p, e)| Stop::Failed(p, e))?;
+                                // the item is done: one more may come (its token was sent before it)
+                                if let Some(tokens) = &tokens {
+                                    let _ = tokens.try_recv();
+                                }
                             }
                             if sh.cancel.is_cancelled() {
                                 return Err(Stop::Cancelled);
@@ -658,7 +679,7 @@ mod tests {
     }
 
     fn budget(items: usize) -> Budget {
-        Budget { channel_bytes: items << 20, item_bytes: 1 << 20, source_items: items }
+        Budget { channel_bytes: items << 20, item_bytes: 1 << 20, source_items: items, in_flight: 0 }
     }
 
     fn numbers(count: u64) -> (Numbers, Arc<AtomicUsize>) {
@@ -710,6 +731,25 @@ mod tests {
         assert_eq!(report.stages[1].items_out, 500);
         // window (2*4 + 2) + the channels around it + one per thread
         assert!(peak.load(Ordering::SeqCst) <= 10 + 2 * 2 + 4 + 2 + 8, "peak {}", peak.load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn in_flight_bounds_the_items_between_source_and_sink_whatever_the_channels_hold() {
+        for (workers, in_flight) in [(1, 1), (4, 1), (4, 3)] {
+            let (src, peak) = numbers(300);
+            let budget = Budget { in_flight, ..budget(8) };
+            let (out, _) = within_deadline(move || {
+                source("src", src, budget, Cancel::default())
+                    .stage("work", workers, |_| Work { fail_at: None, panic_at: None, delay_us: 100 })
+                    .sink("slow", Collect { seen: vec![], delay: Duration::from_micros(300) })
+                    .unwrap()
+            });
+            assert_eq!(out, (0..300).collect::<Vec<_>>(), "{workers} workers, {in_flight} in flight");
+            // the items in flight, and the one the source has made and waits to emit; channels
+            // of 8 and a window of 2*4 + 8 would hold far more
+            let peak = peak.load(Ordering::SeqCst);
+            assert!(peak <= in_flight + 1, "{workers} workers: peak {peak} > {in_flight} + 1");
+        }
     }
 
     /// Run `f` (a run over an endless source) on a thread of its own and wait for it at most
