@@ -6,7 +6,9 @@
 //!
 //! Guarantees (DESIGN.md "Stages and channels"):
 //! 1. Every channel is `bounded`; its capacity comes from a byte budget divided by the
-//!    largest item expected ([`Budget`]). A full channel blocks the sender.
+//!    largest item expected ([`Budget`]). A full channel blocks the sender. The items between
+//!    the source's `emit` and the sink's `consume` can be bounded as a whole
+//!    ([`Budget::in_flight`]).
 //! 2. Receivers consume with `recv()` (inside `select!` with the cancel signal) until the
 //!    channel disconnects; end of input is signalled only by dropping senders.
 //! 3. The first error (or panic) in any stage cancels the run: every thread sees the cancel
