@@ -15,8 +15,13 @@
 # Env: VENV (the peers' venv; created with pandas, pyarrow, polars, duckdb, numpy if missing),
 # TOL (delay_prob's tolerance, below),
 # PEERS (../shared/peers), WORK (scratch, default /tmp/sluice-peers), BIN (sluice), REPEAT (1).
-# WORK on tmpfs (e.g. /dev/shm/sluice-peers) keeps a disk's file-creation cost, which every
-# round's deleted outputs raise, out of the engines' times (docs/BENCHMARKS.md).
+# Every run writes into a folder of its own and nothing is deleted while runs are timed: on
+# ext4 without a journal (this machine's disk) a new file skips, one by one, every inode
+# deleted in the last minute (five while its block is dirty), so a run right after deleting
+# the previous round's thousand files paid a scan per file that no real job pays
+# (docs/BENCHMARKS.md). The last round's outputs stay for inspection until the next run,
+# which moves them aside first and deletes them at its end; give it the disk space of
+# REPEAT rounds of every engine's output (about 5 GB for 1 10 30).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SCALES=("${@:-1 10 30}")
@@ -58,11 +63,11 @@ PY
   echo "$dir"
 }
 
-# one measured run, writing into $WORK/out-NAME-SCALEx: name scale command...
-# -> appends "name scale wall peak_kib load_before load_after" to $WORK/results
+# one measured run (its output: out NAME SCALE ROUND, a folder no earlier run used):
+# name scale command... -> appends "name scale wall peak_kib load_before load_after" to $WORK/results
+out() { echo "$WORK/out/$1-${2}x-r$3"; }
 measure() {
   local name=$1 scale=$2 load0; shift 2
-  rm -rf "$WORK/out-$name-${scale}x"
   load0=$(cut -d' ' -f1 /proc/loadavg)
   /usr/bin/time -f "%e %M" -o "$WORK/time" "$@" >"$WORK/$name-${scale}x.stdout" 2>"$WORK/$name-${scale}x.stderr" \
     || { echo "$name at ${scale}x failed; see $WORK/$name-${scale}x.stderr" >&2; exit 1; }
@@ -70,24 +75,27 @@ measure() {
 }
 
 rm -f "$WORK/results"
+rm -rf "$WORK/old-out" && { [ ! -d "$WORK/out" ] || mv "$WORK/out" "$WORK/old-out"; } && mkdir -p "$WORK/out"  # deleted at the end
 for scale in "${SCALES[@]}"; do
   zone=$(landing "$scale")
   echo "${scale}x: $(cat "$zone"/flights/*.csv | wc -l) lines in $zone" >&2
-  for _ in $(seq "$REPEAT"); do
-    measure sluice "$scale" "$BIN" run pipelines/flight_delays.toml --from $FROM --to $TO --param "landing=$zone" --output "$WORK/out-sluice-${scale}x"
+  for round in $(seq "$REPEAT"); do
+    measure sluice "$scale" "$BIN" run pipelines/flight_delays.toml --from $FROM --to $TO --param "landing=$zone" --output "$(out sluice "$scale" "$round")"
     if [ "$scale" -le "$PEER_MAX_SCALE" ]; then
       for peer in polars duckdb pandas; do
-        measure "$peer" "$scale" "$VENV/bin/python" "$PEERS/score_$peer.py" "$zone" "$MODEL" "$WORK/out-$peer-${scale}x" $FROM $TO
+        measure "$peer" "$scale" "$VENV/bin/python" "$PEERS/score_$peer.py" "$zone" "$MODEL" "$(out "$peer" "$scale" "$round")" $FROM $TO
       done
     fi
   done
   if [ "$scale" -le "$PEER_MAX_SCALE" ]; then
-    for peer in polars duckdb pandas; do
+    for peer in polars duckdb pandas; do  # the last round's outputs (sluice's stdout names its files)
       echo -n "${scale}x $peer: " >&2
-      "$VENV/bin/python" bench/compare_outputs.py "$WORK/sluice-${scale}x.stdout" "$WORK/out-$peer-${scale}x" "$TOL" >&2
+      "$VENV/bin/python" bench/compare_outputs.py "$WORK/sluice-${scale}x.stdout" "$(out "$peer" "$scale" "$REPEAT")" "$TOL" >&2
     done
   fi
 done
+rm -rf "$WORK/old-out"
+for round in $(seq $((REPEAT - 1))); do rm -rf "$WORK"/out/*-r"$round"; done
 
 python3 - "$WORK/results" <<'PY'
 import statistics, sys
