@@ -77,6 +77,64 @@ fn engines_read_every_version_of_a_dataset_as_sluice_shows_it() {
     assert_eq!(delta["polars"]["partitions"], serde_json::json!(["2013-01-14", "2013-01-15", "2013-01-16"]));
 }
 
+/// Each file's Delta statistics are its rows' bounds, as the file reads back: every
+/// column's null count, and the smallest and largest value of each number, string and
+/// timestamp column (what engines skip files by, so a bound off by one loses rows).
+#[test]
+fn each_files_statistics_are_its_rows_bounds() {
+    let ds = temp_dir("delta-stats");
+    assert_eq!(run_into(&ds, &["--from", "2013-01-14", "--to", "2013-01-15"]).code, 0);
+    let log = std::fs::read_to_string(ds.join("_delta_log/00000000000000000001.json")).unwrap();
+    let adds: Vec<Value> = log.lines().filter_map(|l| serde_json::from_str::<Value>(l).unwrap().get("add").cloned()).collect();
+    assert_eq!(adds.len(), 2);
+    for add in &adds {
+        let stats: Value = serde_json::from_str(add["stats"].as_str().unwrap()).unwrap();
+        let df = read_parquet(ds.join(add["path"].as_str().unwrap()).to_str().unwrap());
+        assert_eq!(stats["numRecords"].as_u64(), Some(df.height() as u64));
+        let mut bounded = 0;
+        for c in df.columns().iter().filter(|c| c.name().as_str() != "date") {
+            let name = c.name().as_str();
+            assert_eq!(stats["nullCount"][name].as_u64(), Some(c.null_count() as u64), "{name}");
+            let (lo, hi) = (c.min_reduce().unwrap(), c.max_reduce().unwrap());
+            let (lo, hi) = (delta_bound(lo.value(), false), delta_bound(hi.value(), true));
+            assert_eq!(stats["minValues"].get(name), lo.as_ref(), "{name}: {stats}");
+            assert_eq!(stats["maxValues"].get(name), hi.as_ref(), "{name}: {stats}");
+            bounded += usize::from(lo.is_some());
+        }
+        assert!(bounded >= 25, "{bounded} columns bounded: {stats}");
+    }
+}
+
+/// A value as a Delta writer records it in `minValues` (`is_max`: `maxValues`): numbers as
+/// they are, strings up to 32 characters (a longer minimum cut, a longer maximum left out),
+/// timestamps to the microsecond; nothing for other types.
+fn delta_bound(v: &AnyValue<'_>, is_max: bool) -> Option<Value> {
+    if let Some(s) = v.get_str() {
+        return match s.chars().count() > 32 {
+            true => (!is_max).then(|| serde_json::json!(s.chars().take(32).collect::<String>())),
+            false => Some(serde_json::json!(s)),
+        };
+    }
+    match v {
+        AnyValue::Float64(x) => Some(serde_json::json!(x)),
+        AnyValue::Float32(x) => Some(serde_json::json!(x)),
+        AnyValue::Datetime(x, unit, tz) => Some(serde_json::json!(delta_timestamp(*x, *unit, tz.is_some())?)),
+        AnyValue::DatetimeOwned(x, unit, tz) => Some(serde_json::json!(delta_timestamp(*x, *unit, tz.is_some())?)),
+        v if v.dtype().is_integer() => Some(serde_json::json!(v.extract::<i64>()?)),
+        _ => None,
+    }
+}
+
+fn delta_timestamp(x: i64, unit: TimeUnit, zoned: bool) -> Option<String> {
+    let micros = match unit {
+        TimeUnit::Nanoseconds => x.div_euclid(1000),
+        TimeUnit::Microseconds => x,
+        TimeUnit::Milliseconds => x * 1000,
+    };
+    let t = chrono::DateTime::from_timestamp_micros(micros)?;
+    Some(t.format(if zoned { "%Y-%m-%dT%H:%M:%S%.6fZ" } else { "%Y-%m-%dT%H:%M:%S%.6f" }).to_string())
+}
+
 /// Each commit caches the state after it (`_sluice/heads/<N>.json`) for the next run to read
 /// instead of replaying the log. A cache that is truncated (a full disk, a kill) or missing
 /// is passed over: the run reads the log and publishes the same, and a run id published

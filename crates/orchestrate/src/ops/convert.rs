@@ -80,7 +80,7 @@ fn file_stats(ds: &Dataset, partition: &str, v: &PartitionVersion) -> Result<Vec
         out.push(match ds.storage().get_opt(f)? {
             Some(bytes) => {
                 let df = ParquetReader::new(Cursor::new(&bytes)).finish().map_err(|e| SluiceError::other(ds.uri_of(f), e))?;
-                stats::file_stats(&df, bytes.len(), key)
+                stats::file_stats(&df, &bytes, key)
             }
             None => FileStats { size: 0, rows: if i == 0 { v.rows } else { 0 }, stats: None },
         });

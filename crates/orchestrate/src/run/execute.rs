@@ -257,7 +257,7 @@ impl EncodeStage {
         while at < mine.height() || files.is_empty() {
             let chunk = mine.slice(at as i64, self.max_rows_per_file);
             let bytes = parquet_bytes(&chunk, kv.clone(), self.codec).map_err(err)?;
-            stats.push(store::stats::file_stats(&chunk, bytes.len(), &key));
+            stats.push(store::stats::file_stats(&chunk, &bytes, &key));
             files.push(Bytes::from(bytes));
             at += self.max_rows_per_file;
         }
