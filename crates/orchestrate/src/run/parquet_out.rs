@@ -15,6 +15,7 @@
 //! `Compressor`.
 
 use polars::prelude::*;
+use polars_arrow::array::{DictionaryArray, MutableBinaryViewArray, MutableDictionaryArray, TryExtend, Utf8ViewArray};
 use std::cell::RefCell;
 
 use crate::pipeline::Codec;
@@ -81,7 +82,8 @@ fn write_parquet(df: &DataFrame, kv: Vec<(String, String)>, compression: Compres
         for batch in group.iter_chunks(CompatLevel::newest(), false) {
             let mut columns = Vec::new();
             for ((array, field), encoding) in batch.columns().iter().zip(&fields).zip(&encodings) {
-                for pages in array_to_columns(array, field.clone(), options, encoding)? {
+                let (array, encoding) = strings_as_dictionary(array, encoding)?;
+                for pages in array_to_columns(array, field.clone(), options, &encoding)? {
                     let pages = pages.map(|p| p.map_err(|e| ParquetError::FeatureNotSupported(e.to_string())));
                     columns.push(Ok(compress(Box::new(pages))));
                 }
@@ -93,6 +95,24 @@ fn write_parquet(df: &DataFrame, kv: Vec<(String, String)>, compression: Compres
     footer.extend(kv.into_iter().map(|(key, value)| KeyValue { key, value: Some(value) }));
     writer.end(Some(footer))?;
     Ok(writer.into_inner())
+}
+
+/// A text column to be dictionary-encoded, as the dictionary: polars-parquet would first
+/// estimate its distinct values with a HyperLogLog sketch (a pass over every string) and
+/// then build the dictionary anyway. Its rule on the exact count: plain when more than 128
+/// rows and over three quarters of them distinct.
+fn strings_as_dictionary(array: &ArrayRef, encoding: &[Encoding]) -> PolarsResult<(ArrayRef, Vec<Encoding>)> {
+    let Some(text) = array.as_any().downcast_ref::<Utf8ViewArray>().filter(|_| encoding == [Encoding::RleDictionary]) else {
+        return Ok((array.clone(), encoding.to_vec()));
+    };
+    let mut dictionary = MutableDictionaryArray::<u32, MutableBinaryViewArray<str>>::new(false);
+    dictionary.reserve(text.len());
+    dictionary.try_extend(text.iter())?;
+    if text.len() > 128 && dictionary.values().len() as f64 / text.len() as f64 > 0.75 {
+        return Ok((array.clone(), vec![Encoding::Plain]));
+    }
+    let dictionary: DictionaryArray<u32> = dictionary.into();
+    Ok((Box::new(dictionary), encoding.to_vec()))
 }
 
 thread_local! {
@@ -182,6 +202,29 @@ mod tests {
             let meta = polars_parquet::read::read_metadata(&mut std::io::Cursor::new(bytes)).unwrap();
             for chunk in meta.row_groups.iter().flat_map(|g| g.parquet_columns()) {
                 assert_eq!(format!("{:?}", chunk.compression()).to_uppercase(), name);
+            }
+        }
+    }
+
+    #[test]
+    fn text_is_a_dictionary_unless_most_values_differ() {
+        let n = 1000;
+        let df = df!(
+            "few" => (0..n).map(|i| format!("carrier-{}", i % 13)).collect::<Vec<_>>(),
+            "many" => (0..n).map(|i| format!("tail-{i}")).collect::<Vec<_>>(),
+            "sparse" => (0..n).map(|i| (i % 7 == 0).then(|| format!("x{}", i % 3))).collect::<Vec<_>>(),
+        )
+        .unwrap();
+        // 128 rows or fewer: a dictionary, however many differ
+        let short = df!("short" => (0..100).map(|i| format!("s{i}")).collect::<Vec<_>>()).unwrap();
+        for (df, expected) in [(df, vec![("few", true), ("many", false), ("sparse", true)]), (short, vec![("short", true)])] {
+            let bytes = parquet_bytes(&df, Vec::new(), Codec::Zstd).unwrap();
+            let back = ParquetReader::new(std::io::Cursor::new(bytes.clone())).finish().unwrap();
+            assert!(back.equals_missing(&df));
+            let meta = polars_parquet::read::read_metadata(&mut std::io::Cursor::new(bytes)).unwrap();
+            for (column, dictionary) in expected {
+                let chunk = meta.row_groups[0].parquet_columns().iter().find(|c| c.descriptor().path_in_schema[0] == column).unwrap();
+                assert_eq!(chunk.dictionary_page_offset().is_some(), dictionary, "{column}");
             }
         }
     }
