@@ -75,7 +75,9 @@ measure() {
 }
 
 rm -f "$WORK/results"
-rm -rf "$WORK/old-out" && { [ ! -d "$WORK/out" ] || mv "$WORK/out" "$WORK/old-out"; } && mkdir -p "$WORK/out"  # deleted at the end
+# moved aside, not deleted, before the timed runs (an interrupted run's too): deleted at the end
+[ ! -d "$WORK/out" ] || mv "$WORK/out" "$WORK/old-out.$$"
+mkdir -p "$WORK/out"
 for scale in "${SCALES[@]}"; do
   zone=$(landing "$scale")
   echo "${scale}x: $(cat "$zone"/flights/*.csv | wc -l) lines in $zone" >&2
@@ -94,7 +96,7 @@ for scale in "${SCALES[@]}"; do
     done
   fi
 done
-rm -rf "$WORK/old-out"
+rm -rf "$WORK"/old-out.*
 for round in $(seq $((REPEAT - 1))); do rm -rf "$WORK"/out/*-r"$round"; done
 
 python3 - "$WORK/results" <<'PY'
