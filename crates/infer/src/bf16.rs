@@ -14,6 +14,7 @@
 
 use candle_core::Tensor;
 
+use crate::amx;
 use crate::kernels::read_in_place;
 
 /// Rows of the output a kernel call computes (its accumulators: 8 rows x 32 columns).
@@ -98,7 +99,7 @@ impl Bf16Weight {
                 }
                 // read in place: a copy of the input cost a tenth of the kernel's time
                 let x = x.contiguous()?;
-                let out = read_in_place(&x, "bf16 matmul", |values| Ok(packed_matmul(values, m, *k, *n, panels)))?;
+                let out = read_in_place(&x, "bf16 matmul", |values| Ok(packed_matmul(values, m, *k, *n, panels, amx::available())))?;
                 Tensor::from_vec(out, (m, *n), x.device())
             }
         }
@@ -106,10 +107,10 @@ impl Bf16Weight {
 }
 
 /// Rows `x (m, k)` as bf16 pairs: element `p` of a row holds columns `2p` (low half) and
-/// `2p + 1` (high half).
-fn pairs_of(x: &[f32], m: usize, k: usize) -> Vec<u32> {
+/// `2p + 1` (high half); then zero rows up to `rows`.
+fn pairs_of(x: &[f32], m: usize, k: usize, rows: usize) -> Vec<u32> {
     let pairs = k.div_ceil(2);
-    let mut out = vec![0u32; m * pairs];
+    let mut out = vec![0u32; rows.max(m) * pairs];
     for (row, dst) in x.chunks_exact(k).zip(out.chunks_exact_mut(pairs)) {
         // SAFETY: pairs_of runs only beside the kernel, where has_bf16_kernel() said the CPU
         // has AVX-512 F and BF16; `dst` holds a row's pairs
@@ -146,17 +147,29 @@ unsafe fn pairs_of_32s(_: &[f32], _: &mut [u32]) -> usize {
     0
 }
 
-/// `x (m, k) x packed (k, n)`, row-major f32 out.
-fn packed_matmul(x: &[f32], m: usize, k: usize, n: usize, panels: &[u16]) -> Vec<f32> {
+/// `x (m, k) x packed (k, n)`, row-major f32 out; on AMX tiles where `amx` and `k` is a
+/// multiple of [`amx::K_STEP`], else on the AVX-512 kernel.
+fn packed_matmul(x: &[f32], m: usize, k: usize, n: usize, panels: &[u16], amx: bool) -> Vec<f32> {
     let (pairs, n_panels) = (k.div_ceil(2), n.div_ceil(NR));
     let padded = n_panels * NR;
-    // not zeroed first: the kernel stores every element (each row's every panel)
-    let mut out: Vec<f32> = Vec::with_capacity(m * padded);
+    let tiles = (amx && amx::available() && k.is_multiple_of(amx::K_STEP)).then(amx::Tiles::configure);
+    // AMX computes whole tiles: rows up to a multiple of its 16 (M_BLOCK is one)
+    let rows_of = |rows: usize| if tiles.is_some() { rows.next_multiple_of(amx::ROWS) } else { rows };
+    // not zeroed first: the kernels store every element (each row's every panel)
+    let mut out: Vec<f32> = Vec::with_capacity(rows_of(m) * padded);
     for m0 in (0..m).step_by(M_BLOCK) {
         let rows = M_BLOCK.min(m - m0);
-        let a = pairs_of(&x[m0 * k..(m0 + rows) * k], rows, k);
+        let a = pairs_of(&x[m0 * k..(m0 + rows) * k], rows, k, rows_of(rows));
         for panel in 0..n_panels {
             let b = &panels[panel * pairs * NR * 2..(panel + 1) * pairs * NR * 2];
+            if let Some(tiles) = &tiles {
+                debug_assert!((m0 + rows_of(rows)) * padded <= out.capacity());
+                // SAFETY: tiles exist only where amx::available(); `a` holds rows_of(rows)
+                // rows of `pairs` (a multiple of 16) pairs, `b` the panel, and those rows
+                // of `padded` floats from (m0, panel) lie within `out`'s capacity
+                unsafe { tiles.panel(&a, rows_of(rows), pairs, b, out.as_mut_ptr().add(m0 * padded + panel * NR), padded) };
+                continue;
+            }
             for r0 in (0..rows).step_by(MR) {
                 let at = (m0 + r0) * padded + panel * NR;
                 let r = MR.min(rows - r0);
@@ -168,7 +181,8 @@ fn packed_matmul(x: &[f32], m: usize, k: usize, n: usize, panels: &[u16]) -> Vec
             }
         }
     }
-    // SAFETY: the loops above stored all m x padded elements
+    drop(tiles);
+    // SAFETY: the loops above stored all m x padded elements (AMX's padding rows after them)
     unsafe { out.set_len(m * padded) };
     if padded == n {
         return out;
@@ -264,7 +278,7 @@ mod tests {
         for (i, v) in [1.0 + 1.0 / 256.0, 1.0 + 3.0 / 256.0, -3.0e-5, 6.5e4, 0.0, -0.0, 1.0e-30].into_iter().enumerate() {
             x[i * 19] = v;
         }
-        let got = pairs_of(&x, m, k);
+        let got = pairs_of(&x, m, k, m);
         for (row, pairs) in x.chunks_exact(k).zip(got.chunks_exact(k.div_ceil(2))) {
             for (p, pair) in pairs.iter().enumerate() {
                 assert_eq!(*pair as u16, to_bf16(row[2 * p]), "column {}", 2 * p);
@@ -274,17 +288,25 @@ mod tests {
     }
 
     #[test]
-    fn both_paths_multiply_the_rounded_values() {
-        // odd sizes: row tails of the kernel, a column panel cut short, an odd k
-        for (m, k, n) in [(1, 2, 32), (13, 384, 96), (130, 77, 40), (9, 1536, 64)] {
+    fn every_path_multiplies_the_rounded_values() {
+        // odd sizes: row tails of the kernels (AMX's 16 and 32, AVX-512's 8, a second block
+        // of 128 rows), a column panel cut short, an odd k and one AMX cannot take
+        for (m, k, n) in [(1, 2, 32), (13, 384, 96), (130, 77, 40), (9, 1536, 64), (150, 384, 96), (40, 64, 40)] {
             let (x, w) = (matrix(m, k, 1), matrix(k, n, 7));
             let want = reference(&x, &w, m, k, n);
-            let xt = Tensor::from_vec(x, (m, k), &Device::Cpu).unwrap();
+            let xt = Tensor::from_vec(x.clone(), (m, k), &Device::Cpu).unwrap();
             let wt = Tensor::from_vec(w, (k, n), &Device::Cpu).unwrap();
-            for kernel in [false, has_bf16_kernel()] {
-                let got = Bf16Weight::new(&wt, kernel).unwrap().matmul(&xt).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let mut got = vec![("fallback", Bf16Weight::new(&wt, false).unwrap().matmul(&xt).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap())];
+            if let Bf16Weight::Packed { panels, .. } = Bf16Weight::new(&wt, has_bf16_kernel()).unwrap() {
+                got.push(("AVX-512", packed_matmul(&x, m, k, n, &panels, false)));
+                if amx::available() {
+                    got.push(("AMX", packed_matmul(&x, m, k, n, &panels, true)));
+                }
+            }
+            for (path, got) in got {
+                assert_eq!(got.len(), m * n);
                 let worst = got.iter().zip(&want).map(|(g, w)| (g - w).abs() / (1.0 + w.abs())).fold(0f32, f32::max);
-                assert!(worst < 1e-4, "m={m} k={k} n={n} kernel={kernel}: off by {worst}");
+                assert!(worst < 1e-4, "m={m} k={k} n={n} {path}: off by {worst}");
             }
         }
     }

@@ -173,7 +173,9 @@ impl EmbeddingModel {
         if precision == Precision::Bf16 && !bf16_kernel {
             tracing::warn!("this CPU has no AVX-512 BF16: bf16 products are rounded in software and multiplied in f32 (slower than f32)");
         }
-        tracing::info!(model = %dir.display(), dim = config.hidden_size, max_seq_length, ?pooling, normalize, ?kernels, precision = precision.as_str(), bf16_kernel, "embedding model loaded");
+        // AMX tiles where the CPU has them (asked for once per process), else AVX-512 BF16
+        let amx = bf16_kernel && crate::amx::available();
+        tracing::info!(model = %dir.display(), dim = config.hidden_size, max_seq_length, ?pooling, normalize, ?kernels, precision = precision.as_str(), bf16_kernel, amx, "embedding model loaded");
         Ok(EmbeddingModel {
             encoder,
             tokenizer,

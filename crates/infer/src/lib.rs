@@ -8,13 +8,15 @@
 //! - [`embed`]: BERT-family sentence embeddings ([`EmbeddingModel`]) with token-budget
 //!   batching ([`BatchPolicy`]); numbers as sentence-transformers'. On the CPU the encoder
 //!   runs [`kernels`], fused in-place candle ops; elsewhere candle-transformers' `BertModel`.
-//!   Opt-in bf16 linear layers ([`Precision::Bf16`]) run [`bf16`]'s AVX-512 BF16 kernel.
+//!   Opt-in bf16 linear layers ([`Precision::Bf16`]) run on AMX tiles where the CPU has them
+//!   (`amx`), else [`bf16`]'s AVX-512 BF16 kernel, else f32 products of the rounded values.
 //! - [`model_id`]: a model's identity, the sha256 of every file its loader reads
 //!   ([`files::ModelFiles`]: read once, parsed from those bytes).
 //!
 //! A model is a directory: `config.json` + `model.safetensors` (+ `tokenizer.json` and the
 //! sentence-transformers module configs for an embedding model).
 
+mod amx;
 mod attention;
 pub mod bf16;
 pub mod device;
