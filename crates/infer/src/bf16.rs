@@ -99,7 +99,7 @@ impl Bf16Weight {
                 }
                 // read in place: a copy of the input cost a tenth of the kernel's time
                 let x = x.contiguous()?;
-                let out = read_in_place(&x, "bf16 matmul", |values| Ok(packed_matmul(values, m, *k, *n, panels, amx::available())))?;
+                let out = read_in_place(&x, "bf16 matmul", |values| Ok(packed_matmul(values, m, *k, *n, panels, true)))?;
                 Tensor::from_vec(out, (m, *n), x.device())
             }
         }
@@ -147,8 +147,8 @@ unsafe fn pairs_of_32s(_: &[f32], _: &mut [u32]) -> usize {
     0
 }
 
-/// `x (m, k) x packed (k, n)`, row-major f32 out; on AMX tiles where `amx` and `k` is a
-/// multiple of [`amx::K_STEP`], else on the AVX-512 kernel.
+/// `x (m, k) x packed (k, n)`, row-major f32 out; with `amx`, on AMX tiles where the process
+/// has them and `k` is a multiple of [`amx::K_STEP`], else on the AVX-512 kernel.
 fn packed_matmul(x: &[f32], m: usize, k: usize, n: usize, panels: &[u16], amx: bool) -> Vec<f32> {
     let (pairs, n_panels) = (k.div_ceil(2), n.div_ceil(NR));
     let padded = n_panels * NR;
